@@ -18,6 +18,10 @@ from typing import Any
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def _empty() -> Mapping[str, Any]:
+    return EMPTY
+
+
 class Locality(StrEnum):
     LOCAL = "local"
     REGIONAL = "regional"
@@ -97,7 +101,7 @@ class Model:
     price: Price
     compliance_tags: tuple[str, ...] = ()
     unavailable: bool = False
-    quality: Mapping[str, float] = EMPTY
+    quality: Mapping[str, float] = field(default_factory=_empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,7 @@ class RoutingPolicy:
     strategy: str = "cheapest"
     quality_floor: float = 0.0
     downgrade_chain: tuple[str, ...] = ()
-    complexity_tiers: Mapping[str, str] = EMPTY
+    complexity_tiers: Mapping[str, str] = field(default_factory=_empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,7 @@ class Budget:
     capability: str = ""
     model: str = ""
     tier: str = ""
-    labels: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = field(default_factory=_empty)
     soft_thresholds: tuple[float, ...] = ()
     mode: str = "strict"
     offline_policy: str = "deny"
@@ -159,8 +163,8 @@ class Snapshot:
     capabilities: tuple[Capability, ...]
     tenants: tuple[Tenant, ...] = ()
     budgets: tuple[Budget, ...] = ()
-    guardrails: Mapping[str, Any] = EMPTY
-    governance: Mapping[str, Any] = EMPTY
+    guardrails: Mapping[str, Any] = field(default_factory=_empty)
+    governance: Mapping[str, Any] = field(default_factory=_empty)
     models_by_name: Mapping[str, Model] = field(init=False, repr=False, compare=False)
     capabilities_by_name: Mapping[str, Capability] = field(init=False, repr=False, compare=False)
 
@@ -201,7 +205,7 @@ class UsageRecord:
     reported_at_unix_ms: int
     business_value_nanos: int = 0
     outcome_label: str = ""
-    labels: Mapping[str, str] = EMPTY
+    labels: Mapping[str, str] = field(default_factory=_empty)
     trace_id: str = ""
     budgets: tuple[str, ...] = ()
 
