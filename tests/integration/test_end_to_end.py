@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from faregate.model import Action
 
 from clients import AdminClient, RouterClient
-from faregate.model import Action
 from tests.integration.processes import (
     ServerProcess,
     controlplane,
@@ -161,9 +161,7 @@ def test_invalid_file_is_rejected_whole_with_line_numbers(
     assert [r["revision"] for r in revisions["revisions"]] == [1]
 
 
-def test_sidecar_serves_without_the_control_plane(
-    tmp_path: Path, database_url: str
-) -> None:
+def test_sidecar_serves_without_the_control_plane(tmp_path: Path, database_url: str) -> None:
     cp = controlplane(tmp_path, database_url).start()
     sc: ServerProcess | None = None
     try:

@@ -1,0 +1,83 @@
+"""What the Admin API answers, as typed values the CLI and scripts consume.
+
+Frozen dataclasses only. Pure: must not import gRPC or the wire types (`faregate.v1`);
+`clients.convert` builds these from protobuf. Snapshots use `faregate.model.Snapshot`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    kind: str  # model | capability | tenant | budget | guardrails | governance
+    name: str
+    op: str  # add | change | remove
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    revision: int  # 0 on a dry run or when nothing changed
+    snapshot_version: str
+    changes: tuple[ConfigChange, ...] = ()
+    unchanged: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionInfo:
+    revision: int
+    snapshot_version: str
+    created_at_unix_ms: int
+    author: str = ""
+    source_name: str = ""
+    models: int = 0
+    capabilities: int = 0
+    tenants: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarInfo:
+    sidecar_id: str
+    service: str
+    connected: bool
+    snapshot_version: str  # the last version this sidecar ACKed
+    last_nack_version: str = ""
+    last_nack_reason: str = ""
+    last_seen_unix_ms: int = 0
+    incarnation: str = ""
+    hostname: str = ""
+    controlplane_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarList:
+    sidecars: tuple[SidecarInfo, ...]
+    current_version: str  # the version every sidecar should be running
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    key: str
+    cost_nanos: int
+    requests: int
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    business_value_nanos: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """Prompt plus completion tokens (the cached part is already inside the prompt)."""
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class SpendReport:
+    rows: tuple[SpendRow, ...]
+    total_cost_nanos: int
+    total_requests: int
+    window_ms: int  # 0: all time
+    group_by: str

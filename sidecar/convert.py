@@ -1,0 +1,153 @@
+"""Maps the sidecar's own values to and from the wire types (`faregate.v1`).
+
+Route requests and decisions, usage reports and results, usage batches, and the
+snapshot file codec. Out-of-range enum numbers become `RequestError`s naming the
+field, so the Router service can answer INVALID_ARGUMENT. Shared snapshot and
+usage-record mapping lives in `faregate.convert`; this module only adds the
+sidecar's messages. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from faregate.convert import (
+    ACTION_TO_PB,
+    COMPLEXITY_FROM_PB,
+    OUTCOME_FROM_PB,
+    PRIORITY_FROM_PB,
+    RISK_FROM_PB,
+    SENSITIVITY_FROM_PB,
+    SnapshotDecodeError,
+    snapshot_from_pb,
+    snapshot_to_pb,
+    usage_to_pb,
+)
+from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity, Snapshot
+from faregate.v1 import control_pb2, router_pb2, types_pb2
+from google.protobuf.message import DecodeError
+
+from sidecar.engine import Decision, RequestError, RouteRequest
+from sidecar.outbox import UsageBatch
+from sidecar.usage import ReportResult, UsageReport
+
+E = TypeVar("E", bound=Enum)
+
+
+def _enum(number: int, table: Mapping[Any, E], unset: E, field: str) -> E:
+    """Proto3 enums are open: an unknown number arrives intact and must be refused."""
+    if number == 0:
+        return unset
+    value = table.get(number)
+    if value is None:
+        raise RequestError(field, f"unknown enum value {number}")
+    return value
+
+
+def route_request_from_pb(message: router_pb2.RouteRequest) -> RouteRequest:
+    return RouteRequest(
+        capability=message.capability,
+        tenant=message.tenant,
+        team=message.team,
+        sensitivity=_enum(
+            message.sensitivity, SENSITIVITY_FROM_PB, Sensitivity.INTERNAL, "sensitivity"
+        ),
+        risk=_enum(message.risk, RISK_FROM_PB, RiskLevel.LOW, "risk"),
+        priority=_enum(message.priority, PRIORITY_FROM_PB, Priority.INTERACTIVE, "priority"),
+        complexity=_enum(
+            message.complexity, COMPLEXITY_FROM_PB, Complexity.UNSPECIFIED, "complexity"
+        ),
+        complexity_score=(
+            message.complexity_score if message.HasField("complexity_score") else None
+        ),
+        input_tokens=message.input_tokens,
+        max_output_tokens=message.max_output_tokens,
+        labels=MappingProxyType(dict(message.labels)),
+        idempotency_key=message.idempotency_key,
+        approval_id=message.approval_id,
+        required_compliance_tags=tuple(message.required_compliance_tags),
+        trace_id=message.trace_id,
+    )
+
+
+def decision_to_pb(decision: Decision) -> router_pb2.RouteDecision:
+    return router_pb2.RouteDecision(
+        decision_id=decision.decision_id,
+        action=ACTION_TO_PB[decision.action],
+        model=decision.model,
+        provider=decision.provider,
+        tier=decision.tier,
+        estimated_cost_nanos=decision.estimated_cost_nanos,
+        reserved_cost_nanos=decision.reserved_cost_nanos,
+        max_output_tokens=decision.max_output_tokens,
+        rules=[types_pb2.RuleFired(rule=r.rule, detail=r.detail) for r in decision.rules],
+        config_version=decision.config_version,
+        approval_id=decision.approval_id,
+        retry_after_ms=decision.retry_after_ms,
+        reason=decision.reason,
+    )
+
+
+def usage_reports_from_pb(message: router_pb2.ReportRequest) -> list[UsageReport]:
+    return [
+        UsageReport(
+            decision_id=report.decision_id,
+            input_tokens=report.input_tokens,
+            cached_input_tokens=report.cached_input_tokens,
+            output_tokens=report.output_tokens,
+            latency_ms=report.latency_ms,
+            outcome=_enum(
+                report.outcome, OUTCOME_FROM_PB, Outcome.UNSPECIFIED, f"reports[{i}].outcome"
+            ),
+            business_value_nanos=report.business_value_nanos,
+            outcome_label=report.outcome_label,
+            labels=MappingProxyType(dict(report.labels)),
+            model=report.model,
+        )
+        for i, report in enumerate(message.reports)
+    ]
+
+
+def report_response_to_pb(results: list[ReportResult]) -> router_pb2.ReportResponse:
+    return router_pb2.ReportResponse(
+        results=[
+            router_pb2.ReportResult(
+                decision_id=r.decision_id,
+                accepted=r.accepted,
+                cost_nanos=r.cost_nanos,
+                error=r.error,
+                duplicate=r.duplicate,
+            )
+            for r in results
+        ]
+    )
+
+
+def usage_batch_to_pb(batch: UsageBatch) -> control_pb2.UsageBatch:
+    return control_pb2.UsageBatch(
+        incarnation=batch.incarnation,
+        seq=batch.seq,
+        records=[usage_to_pb(record) for record in batch.records],
+    )
+
+
+def snapshot_from_wire(message: types_pb2.Snapshot) -> Snapshot:
+    """Decode a pushed snapshot; raises SnapshotDecodeError (a ValueError)."""
+    return snapshot_from_pb(message)
+
+
+class SnapshotFileCodec:
+    """The bytes of `STATE_DIR/snapshot.pb`: the wire `Snapshot` message."""
+
+    def encode(self, snapshot: Snapshot) -> bytes:
+        return snapshot_to_pb(snapshot).SerializeToString()
+
+    def decode(self, data: bytes) -> Snapshot:
+        try:
+            message = types_pb2.Snapshot.FromString(data)
+        except DecodeError as exc:
+            raise SnapshotDecodeError(f"not a snapshot message ({exc})") from exc
+        return snapshot_from_pb(message)

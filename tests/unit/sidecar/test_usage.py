@@ -1,0 +1,226 @@
+"""Report: pricing actual usage against remembered decisions, once per decision."""
+
+from __future__ import annotations
+
+import pytest
+from faregate.model import Action, Outcome, UsageRecord
+
+from sidecar.engine import Decision, RequestError, RouteRequest, decide
+from sidecar.usage import DecisionRegistry, UsageRecorder, UsageReport
+from tests.unit.sidecar.catalog import FakeClock, make_snapshot
+
+SNAPSHOT = make_snapshot()
+
+
+class Source:
+    current = SNAPSHOT
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def append(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+
+class Fixture:
+    def __init__(self, capacity: int = 1_000, ttl_ms: int = 60_000) -> None:
+        self.clock = FakeClock()
+        self.registry = DecisionRegistry(self.clock, capacity=capacity, ttl_ms=ttl_ms)
+        self.sink = Sink()
+        self.recorder = UsageRecorder("svc", self.registry, self.sink, Source(), self.clock)
+
+    def route(self, request: RouteRequest, decision_id: str = "d-1") -> Decision:
+        decision = decide(SNAPSHOT, request, decision_id)
+        self.registry.remember(request, decision, SNAPSHOT)
+        return decision
+
+
+@pytest.fixture
+def f() -> Fixture:
+    return Fixture()
+
+
+@pytest.mark.parametrize(
+    ("request_", "report", "cost"),
+    [
+        # tiny: $0.10 in, $0.40 out per Mtok.
+        (RouteRequest("chat"), UsageReport("d-1", input_tokens=1_000_000), 100_000_000),
+        # small (soc2): cached input at half price; input counts the whole prompt.
+        (
+            RouteRequest("chat", required_compliance_tags=("soc2",)),
+            UsageReport(
+                "d-1", input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=1_000
+            ),
+            90_000_000 + 30_000_000 + 600_000,
+        ),
+        # long, below its 200k tier: $1.25 in, $10 out.
+        (
+            RouteRequest("essay", input_tokens=100_000),
+            UsageReport("d-1", model="long", input_tokens=100_000, output_tokens=1_000),
+            125_000_000 + 10_000_000,
+        ),
+        # long, above its tier: every token at $2.50 in, $15 out.
+        (
+            RouteRequest("essay"),
+            UsageReport("d-1", model="long", input_tokens=250_000, output_tokens=1_000),
+            625_000_000 + 15_000_000,
+        ),
+        # Output tokens at the output rate: 1 in + 1 out on tiny.
+        (RouteRequest("chat"), UsageReport("d-1", input_tokens=1, output_tokens=1), 500),
+    ],
+    ids=["plain", "cached input", "below tier", "above tier", "single tokens"],
+)
+def test_reports_are_priced_with_cost_nanos(
+    f: Fixture, request_: RouteRequest, report: UsageReport, cost: int
+) -> None:
+    f.route(request_)
+    (result,) = f.recorder.report([report])
+    assert result.accepted and not result.duplicate
+    assert result.cost_nanos == cost
+    (record,) = f.sink.records
+    assert record.cost_nanos == cost
+
+
+def test_usage_record_carries_the_decision_and_the_report(f: Fixture) -> None:
+    decision = f.route(
+        RouteRequest("chat", tenant="acme", team="risk", labels={"a": "1"}, trace_id="t-9")
+    )
+    f.clock.now += 1_500
+    f.recorder.report(
+        [
+            UsageReport(
+                "d-1",
+                input_tokens=10,
+                output_tokens=20,
+                latency_ms=900,
+                outcome=Outcome.SUCCESS,
+                business_value_nanos=5,
+                outcome_label="resolved",
+                labels={"b": "2"},
+            )
+        ]
+    )
+    (record,) = f.sink.records
+    assert record.decision_id == "d-1"
+    assert (record.service, record.capability, record.tenant, record.team) == (
+        "svc",
+        "chat",
+        "acme",
+        "risk",
+    )
+    assert (record.model, record.provider) == ("tiny", "tiny-inc")
+    assert record.action is Action.ALLOW
+    assert record.estimated_cost_nanos == decision.estimated_cost_nanos
+    assert record.config_version == SNAPSHOT.version
+    assert record.price_version == "tiny@1"
+    assert record.reported_at_unix_ms - record.decided_at_unix_ms == 1_500
+    assert dict(record.labels) == {"a": "1", "b": "2"}
+    assert record.trace_id == "t-9"
+    assert (record.outcome, record.latency_ms, record.outcome_label) == (
+        Outcome.SUCCESS,
+        900,
+        "resolved",
+    )
+
+
+def test_second_report_is_a_duplicate_and_not_counted(f: Fixture) -> None:
+    f.route(RouteRequest("chat"))
+    (first,) = f.recorder.report([UsageReport("d-1", input_tokens=1_000_000)])
+    second, third = f.recorder.report(
+        [UsageReport("d-1", input_tokens=5), UsageReport("d-1", input_tokens=7)]
+    )
+    assert first.accepted and not first.duplicate
+    for again in (second, third):
+        assert again.accepted and again.duplicate
+        assert again.cost_nanos == first.cost_nanos
+    assert len(f.sink.records) == 1
+
+
+def test_replayed_decision_stays_reported(f: Fixture) -> None:
+    request = RouteRequest("chat")
+    decision = f.route(request)
+    f.recorder.report([UsageReport("d-1")])
+    f.registry.remember(request, decision, SNAPSHOT)  # e.g. an idempotent retry
+    (again,) = f.recorder.report([UsageReport("d-1")])
+    assert again.duplicate
+
+
+def test_unknown_ids_are_rejected_one_by_one(f: Fixture) -> None:
+    f.route(RouteRequest("chat"))
+    unknown, known = f.recorder.report(
+        [UsageReport("nope", input_tokens=1), UsageReport("d-1", input_tokens=1)]
+    )
+    assert not unknown.accepted
+    assert unknown.error == "unknown or expired decision id"
+    assert known.accepted
+    assert [r.decision_id for r in f.sink.records] == ["d-1"]
+
+
+def test_report_naming_a_known_model_is_priced_with_it(f: Fixture) -> None:
+    f.route(RouteRequest("chat"))
+    (result,) = f.recorder.report([UsageReport("d-1", model="big", input_tokens=1_000_000)])
+    assert result.cost_nanos == 3_000_000_000
+    (record,) = f.sink.records
+    assert (record.model, record.provider, record.price_version) == ("big", "big-inc", "big@1")
+
+
+def test_report_naming_an_unknown_model_keeps_the_routed_price(f: Fixture) -> None:
+    f.route(RouteRequest("chat"))
+    (result,) = f.recorder.report([UsageReport("d-1", model="mystery", input_tokens=1_000_000)])
+    assert result.accepted
+    assert result.cost_nanos == 100_000_000  # tiny's price
+    assert f.sink.records[0].model == "mystery"
+
+
+def test_denied_decision_has_nothing_to_report(f: Fixture) -> None:
+    decision = f.route(RouteRequest("chat", input_tokens=10_000_000))
+    assert decision.action is Action.DENY
+    (result,) = f.recorder.report([UsageReport("d-1", input_tokens=1)])
+    assert not result.accepted
+    assert "deny" in result.error
+    assert f.sink.records == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (UsageReport(""), "reports[1].decision_id"),
+        (UsageReport("d-1", input_tokens=-1), "reports[1].input_tokens"),
+        (UsageReport("d-1", output_tokens=-1), "reports[1].output_tokens"),
+        (UsageReport("d-1", latency_ms=-1), "reports[1].latency_ms"),
+        (
+            UsageReport("d-1", input_tokens=5, cached_input_tokens=6),
+            "reports[1].cached_input_tokens",
+        ),
+    ],
+)
+def test_malformed_batch_is_rejected_whole_naming_the_field(
+    f: Fixture, bad: UsageReport, field: str
+) -> None:
+    f.route(RouteRequest("chat"))
+    with pytest.raises(RequestError) as caught:
+        f.recorder.report([UsageReport("d-1", input_tokens=1), bad])
+    assert caught.value.field == field
+    assert f.sink.records == []
+    # Nothing was counted, so the good report still goes through afterwards.
+    (result,) = f.recorder.report([UsageReport("d-1", input_tokens=1)])
+    assert result.accepted and not result.duplicate
+
+
+def test_decisions_expire(f: Fixture) -> None:
+    f.route(RouteRequest("chat"))
+    f.clock.now += 60_001
+    (result,) = f.recorder.report([UsageReport("d-1")])
+    assert not result.accepted
+    assert len(f.registry) == 0
+
+
+def test_registry_is_bounded_oldest_first() -> None:
+    f = Fixture(capacity=2)
+    for n in range(3):
+        f.route(RouteRequest("chat"), decision_id=f"d-{n}")
+    assert f.registry.lookup("d-0") is None
+    assert f.registry.lookup("d-1") is not None
+    assert f.registry.lookup("d-2") is not None
