@@ -12,13 +12,13 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import grpc
-from faregate.convert import SnapshotDecodeError, snapshot_from_pb
-from faregate.model import Snapshot
-from faregate.v1 import admin_pb2, admin_pb2_grpc
 
 from clients import convert
 from clients.admin_results import ApplyResult, RevisionInfo, SidecarList, SpendReport
 from clients.errors import FaregateError, from_rpc_error
+from faregate.convert import SnapshotDecodeError, snapshot_from_pb
+from faregate.model import Snapshot
+from faregate.v1 import admin_pb2, admin_pb2_grpc
 
 ADMIN_TIMEOUT = 10.0  # seconds; validating and compiling a large config takes a moment
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Protocol
 
 import click
-from faregate.model import Snapshot
 from rich.console import Console
 
 from clients.admin_client import AdminClient
@@ -43,6 +42,7 @@ from clients.views import (
     spend_view,
     tenants_view,
 )
+from faregate.model import Snapshot
 
 DEFAULT_CONTROLPLANE = "127.0.0.1:7400"
 GROUP_BY = ("capability", "model", "team", "tenant", "service", "provider")

@@ -12,17 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import TypeVar
 
-from faregate.convert import (
-    ACTION_FROM_PB,
-    COMPLEXITY_TO_PB,
-    OUTCOME_TO_PB,
-    PRIORITY_TO_PB,
-    RISK_TO_PB,
-    SENSITIVITY_TO_PB,
-)
-from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity
-from faregate.v1 import admin_pb2, router_pb2
-
 from clients.admin_results import (
     ApplyResult,
     ConfigChange,
@@ -34,6 +23,16 @@ from clients.admin_results import (
 )
 from clients.errors import FaregateError, InvalidArgumentError
 from clients.router_results import ReportResult, RouteResult, RuleFired
+from faregate.convert import (
+    ACTION_FROM_PB,
+    COMPLEXITY_TO_PB,
+    OUTCOME_TO_PB,
+    PRIORITY_TO_PB,
+    RISK_TO_PB,
+    SENSITIVITY_TO_PB,
+)
+from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity
+from faregate.v1 import admin_pb2, router_pb2
 
 E = TypeVar("E", bound=StrEnum)
 

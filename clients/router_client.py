@@ -16,13 +16,13 @@ from typing import Self
 
 import grpc
 import grpc.aio
-from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity
-from faregate.v1 import router_pb2, router_pb2_grpc
 
 from clients import convert
 from clients.batching import AsyncReportBatcher, BatchPolicy, ReportBatcher
 from clients.errors import from_rpc_error
 from clients.router_results import ReportResult, RouteResult
+from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity
+from faregate.v1 import router_pb2, router_pb2_grpc
 
 ROUTE_TIMEOUT = 2.0  # seconds; a sidecar answers in well under a millisecond
 REPORT_TIMEOUT = 5.0  # seconds per batch attempt; batches are retried

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from faregate.model import Snapshot
-from faregate.pricing import NANOS_PER_USD, format_usd
 from rich.table import Table
 
 from clients.admin_results import ApplyResult, RevisionInfo, SidecarList, SpendReport
 from clients.durations import format_ago, format_window
+from faregate.model import Snapshot
+from faregate.pricing import NANOS_PER_USD, format_usd
 
 
 @dataclass(frozen=True, slots=True)

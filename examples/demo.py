@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faregate.model import Locality, Model, Sensitivity, Snapshot
-from faregate.pricing import cost_nanos, format_usd
 from processes import ProcessError, Processes, console_script, read_ready_file
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,6 +30,8 @@ from traffic import FAILURE_RATE, PROFILES, Profile, simulated_latency_ms
 
 from clients import AdminClient, FaregateError, RouterClient
 from clients.admin_results import SpendReport
+from faregate.model import Locality, Model, Sensitivity, Snapshot
+from faregate.pricing import cost_nanos, format_usd
 
 CONFIG = Path(__file__).with_name("faregate.yaml")
 SERVICES = ("support-bot", "risk-engine", "legal-docs")

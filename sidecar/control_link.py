@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
-from faregate.v1 import control_pb2, control_pb2_grpc, types_pb2
 
+from faregate.v1 import control_pb2, control_pb2_grpc, types_pb2
 from sidecar.backoff import Backoff
 from sidecar.clock import Clock
 from sidecar.convert import snapshot_from_wire, usage_batch_to_pb

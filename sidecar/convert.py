@@ -14,6 +14,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from google.protobuf.message import DecodeError
+
 from faregate.convert import (
     ACTION_TO_PB,
     COMPLEXITY_FROM_PB,
@@ -28,8 +30,6 @@ from faregate.convert import (
 )
 from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity, Snapshot
 from faregate.v1 import control_pb2, router_pb2, types_pb2
-from google.protobuf.message import DecodeError
-
 from sidecar.engine import Decision, RequestError, RouteRequest
 from sidecar.outbox import UsageBatch
 from sidecar.usage import ReportResult, UsageReport

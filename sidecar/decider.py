@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from faregate.model import Snapshot
-
 from sidecar.engine import Decision, RouteRequest, decide
 from sidecar.snapshot_store import SnapshotSource
 

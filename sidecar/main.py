@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from faregate.model import Snapshot
-from faregate.v1 import router_pb2, router_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from faregate.model import Snapshot
+from faregate.v1 import router_pb2, router_pb2_grpc
 from sidecar.clock import SystemClock
 from sidecar.control_link import ControlLink, Identity
 from sidecar.convert import SnapshotFileCodec

@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 from wsgiref.simple_server import WSGIServer
 
-from faregate.model import Snapshot
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_wsgi_server
 
+from faregate.model import Snapshot
 from sidecar.engine import Decision
 from sidecar.usage import ReportResult
 

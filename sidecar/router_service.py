@@ -13,8 +13,8 @@ import time
 from typing import NoReturn
 
 import grpc
-from faregate.v1 import router_pb2, router_pb2_grpc
 
+from faregate.v1 import router_pb2, router_pb2_grpc
 from sidecar.convert import (
     decision_to_pb,
     report_response_to_pb,

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 from faregate.model import Snapshot
-
 from sidecar.snapshot_check import check_snapshot
 from sidecar.state_dir import write_atomic
 

@@ -23,7 +23,6 @@ from typing import Protocol
 
 from faregate.model import Action, Outcome, Price, Snapshot, UsageRecord
 from faregate.pricing import cost_nanos
-
 from sidecar.clock import Clock
 from sidecar.engine import Decision, RequestError, RouteRequest, no_labels
 from sidecar.snapshot_store import SnapshotSource

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faregate.model import Action
 
 from clients import AdminClient, RouterClient
+from faregate.model import Action
 from tests.integration.processes import (
     ServerProcess,
     controlplane,
@@ -64,15 +64,15 @@ def test_apply_route_report_and_spend(tmp_path: Path, cp: ServerProcess) -> None
             )
             assert decision.action is Action.ALLOW
             # The cheapest classification candidate in the example catalog.
-            assert decision.model == "gemini-2.0-flash"
+            assert decision.model == "llama-3.1-8b-local"
             assert decision.estimated_cost_nanos > 0
             assert decision.config_version == version
             result = router.report(
                 decision.decision_id, input_tokens=1_000_000, output_tokens=0, wait=True
             )
             assert result is not None and result.accepted
-            # gemini-2.0-flash: $0.10 per million input tokens.
-            assert result.cost_nanos == 100_000_000
+            # llama-3.1-8b-local: $0.04 per million input tokens.
+            assert result.cost_nanos == 40_000_000
 
         def spend() -> dict[str, object] | None:
             out = faregate_cli(
@@ -80,11 +80,11 @@ def test_apply_route_report_and_spend(tmp_path: Path, cp: ServerProcess) -> None
             )
             assert out.returncode == 0, out.stderr
             data: dict[str, object] = json.loads(out.stdout)
-            return data if data.get("total_cost_nanos") == 100_000_000 else None
+            return data if data.get("total_cost_nanos") == 40_000_000 else None
 
         data = wait_for(spend, what="usage in the ledger")
         rows = data["rows"]
-        assert [row["key"] for row in rows] == ["gemini-2.0-flash"]
+        assert [row["key"] for row in rows] == ["llama-3.1-8b-local"]
 
         sidecars = json.loads(faregate_cli(cp.address, "-o", "json", "get", "sidecars").stdout)
         (entry,) = sidecars["sidecars"]
@@ -102,13 +102,14 @@ def test_confidential_request_goes_to_a_local_model(tmp_path: Path, cp: ServerPr
     try:
         with RouterClient(sc.address) as router:
             wait_for(lambda: routed_version(router) == version, what="snapshot pushed")
-            public = router.route("translation", tenant="acme", input_tokens=2000)
+            # Too long for the small local model's 32k context window.
+            public = router.route("translation", tenant="acme", input_tokens=40_000)
             secret = router.route(
-                "translation", tenant="acme", sensitivity="confidential", input_tokens=2000
+                "translation", tenant="acme", sensitivity="confidential", input_tokens=40_000
             )
             assert public.model == "gemini-2.0-flash"
-            assert secret.model in {"llama-3.3-70b-local", "llama-3.1-8b-local"}
-            assert any(rule.startswith("sensitivity:") for rule, _ in secret.rules)
+            assert secret.model == "llama-3.3-70b-local"
+            assert any(fired.rule.startswith("sensitivity:") for fired in secret.rules)
     finally:
         sc.stop()
 
@@ -120,11 +121,11 @@ def test_config_change_reaches_a_running_sidecar(tmp_path: Path, cp: ServerProce
     try:
         with RouterClient(sc.address) as router:
             wait_for(lambda: routed_version(router) == first, what="first snapshot")
-            assert router.route("classification").model == "gemini-2.0-flash"
+            assert router.route("classification").model == "llama-3.1-8b-local"
             # Mark the cheapest classification model unavailable.
             text = EXAMPLE.read_text().replace(
-                "  - name: gemini-2.0-flash\n",
-                "  - name: gemini-2.0-flash\n    unavailable: true\n",
+                "  - name: llama-3.1-8b-local\n",
+                "  - name: llama-3.1-8b-local\n    unavailable: true\n",
             )
             changed = tmp_path / "changed.yaml"
             changed.write_text(text)
@@ -133,7 +134,7 @@ def test_config_change_reaches_a_running_sidecar(tmp_path: Path, cp: ServerProce
             second = current_version(cp)
             assert second != first
             wait_for(lambda: routed_version(router) == second, what="second snapshot")
-            assert router.route("classification").model == "gpt-4o-mini"
+            assert router.route("classification").model == "gemini-2.0-flash"
     finally:
         sc.stop()
 
@@ -158,7 +159,7 @@ def test_invalid_file_is_rejected_whole_with_line_numbers(
     assert f"broken.yaml:{price_line + 1}:" in output
     assert "claude-9" in output
     revisions = json.loads(faregate_cli(cp.address, "-o", "json", "get", "revisions").stdout)
-    assert [r["revision"] for r in revisions["revisions"]] == [1]
+    assert [r["revision"] for r in revisions] == [1]
 
 
 def test_sidecar_serves_without_the_control_plane(tmp_path: Path, database_url: str) -> None:

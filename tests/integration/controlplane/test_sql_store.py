@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from faregate.model import Action, Outcome, Snapshot, UsageRecord
 
 from controlplane.compiler import compile_snapshot
 from controlplane.config import load_config
 from controlplane.migrate import current_revision, upgrade
-from controlplane.sql_store import SqlStore
+from controlplane.sql_store import SqlStore, public_url
 from controlplane.store import SidecarHello, SpendGroup, UsageBatch
+from faregate.model import Action, Outcome, Snapshot, UsageRecord
 
 EXAMPLE_TEXT = (Path(__file__).resolve().parents[3] / "examples" / "faregate.yaml").read_text()
 
@@ -167,3 +167,9 @@ def test_concurrent_appends_through_two_replicas_get_distinct_ids(
     assert sorted(ids) == list(range(1, 9))
     stored = {r.revision: r.snapshot_version for r in store.list_revisions(10)}
     assert sorted(stored.values()) == sorted(c.version for c in contents)
+
+
+def test_logged_urls_carry_no_password() -> None:
+    url = "postgresql+psycopg://fg:s3cret@db.internal:5432/faregate"
+    assert public_url(url) == "postgresql+psycopg://fg@db.internal:5432/faregate"
+    assert public_url("sqlite:////var/lib/fg/faregate.db") == "sqlite:////var/lib/fg/faregate.db"

@@ -8,15 +8,6 @@ from pathlib import Path
 import grpc
 import pytest
 from click.testing import CliRunner, Result
-from faregate.model import (
-    Capability,
-    Locality,
-    Model,
-    Price,
-    Snapshot,
-    Team,
-    Tenant,
-)
 
 from clients.admin_results import (
     ApplyResult,
@@ -29,6 +20,15 @@ from clients.admin_results import (
 )
 from clients.cli import CliContext, cli
 from clients.errors import FaregateError, error_for
+from faregate.model import (
+    Capability,
+    Locality,
+    Model,
+    Price,
+    Snapshot,
+    Team,
+    Tenant,
+)
 
 NOW_MS = 1_750_000_000_000
 

@@ -6,8 +6,6 @@ from typing import Any
 
 import grpc
 import pytest
-from faregate.model import Action, Sensitivity
-from faregate.v1 import admin_pb2, router_pb2, types_pb2
 
 from clients import convert
 from clients.errors import (
@@ -18,6 +16,8 @@ from clients.errors import (
     is_transient,
 )
 from clients.router_results import RuleFired
+from faregate.model import Action, Sensitivity
+from faregate.v1 import admin_pb2, router_pb2, types_pb2
 
 # Every keyword route_request takes; tests override one at a time.
 ROUTE_DEFAULTS: dict[str, Any] = dict(

@@ -14,12 +14,12 @@ from concurrent import futures
 
 import grpc
 import pytest
-from faregate.model import Action
-from faregate.v1 import router_pb2, router_pb2_grpc, types_pb2
 
 from clients import AsyncRouterClient, FaregateError, ReportResult, RouterClient
 from clients.batching import BatchPolicy
 from clients.errors import InvalidArgumentError
+from faregate.model import Action
+from faregate.v1 import router_pb2, router_pb2_grpc, types_pb2
 
 
 class FakeRouter(router_pb2_grpc.RouterServicer):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from faregate.model import Action
-
 from clients.router_results import RouteResult, RuleFired
+from faregate.model import Action
 
 
 def test_explain_an_allowed_decision() -> None:

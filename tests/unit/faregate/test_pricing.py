@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from faregate.model import Locality, Model, Price, PriceTier
 from faregate.pricing import (
     MoneyError,

@@ -14,9 +14,9 @@ from typing import Any
 
 import grpc
 import pytest
+
 from faregate.convert import snapshot_to_pb
 from faregate.v1 import control_pb2
-
 from sidecar.backoff import Backoff
 from sidecar.control_link import ControlLink, Identity
 from sidecar.convert import SnapshotFileCodec

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from faregate.convert import SnapshotDecodeError
 from faregate.model import Action, Complexity, Outcome, Priority, RiskLevel, Sensitivity
 from faregate.v1 import router_pb2, types_pb2
-
 from sidecar.convert import (
     SnapshotFileCodec,
     decision_to_pb,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from faregate.model import Snapshot
 
+from faregate.model import Snapshot
 from sidecar.decider import Decider, NoSnapshotError
 from sidecar.engine import Decision, RequestError, RouteRequest
 from tests.unit.sidecar.catalog import make_snapshot

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 
 import pytest
+
 from faregate.model import Action, Capability, Sensitivity
 from faregate.pricing import worst_case_cost_nanos
-
 from sidecar.engine import Decision, RequestError, RouteRequest, decide
 from tests.unit.sidecar.catalog import (
     CHAT,

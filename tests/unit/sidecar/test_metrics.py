@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from faregate.model import Action
 from prometheus_client import CollectorRegistry
 
+from faregate.model import Action
 from sidecar.engine import Decision
 from sidecar.metrics import SidecarMetrics
 from sidecar.usage import ReportResult

@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from faregate.model import Capability, Price, PriceTier, RoutingPolicy, Snapshot, content_version
 
+from faregate.model import Capability, Price, PriceTier, RoutingPolicy, Snapshot, content_version
 from sidecar.convert import SnapshotFileCodec
 from sidecar.snapshot_check import check_snapshot
 from sidecar.snapshot_store import SNAPSHOT_FILE, SnapshotRejected, SnapshotStore

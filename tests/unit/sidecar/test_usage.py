@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from faregate.model import Action, Outcome, UsageRecord
 
+from faregate.model import Action, Outcome, UsageRecord
 from sidecar.engine import Decision, RequestError, RouteRequest, decide
 from sidecar.usage import DecisionRegistry, UsageRecorder, UsageReport
 from tests.unit.sidecar.catalog import FakeClock, make_snapshot

@@ -1,0 +1,198 @@
+"""The Admin gRPC service: apply configuration, inspect revisions, sidecars and spend.
+
+`ApplyConfig` validates the whole file and rejects it with every problem, one
+`FILE:LINE: path: message` line each, in an INVALID_ARGUMENT status; a dry run
+returns the changes and stores nothing; content equal to the current revision
+stores nothing and answers `unchanged`. Other bad input is INVALID_ARGUMENT naming
+the field. Approvals arrive with their own issue (UNIMPLEMENTED until then).
+
+A gRPC service: may import grpc and `faregate.v1`; must not import sqlalchemy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import grpc
+
+from controlplane.clock import Clock
+from controlplane.compiler import compile_snapshot
+from controlplane.config import validate_config
+from controlplane.convert import change_to_pb, revision_to_pb, sidecar_to_pb, spend_to_pb
+from controlplane.diff import diff_snapshots
+from controlplane.metrics import ControlPlaneMetrics
+from controlplane.snapshot_source import SnapshotSource
+from controlplane.store import SpendGroup, Store
+from faregate.convert import snapshot_to_pb
+from faregate.v1 import admin_pb2, admin_pb2_grpc, control_pb2, types_pb2
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REVISIONS_LIMIT = 50
+DEFAULT_SPEND_GROUP = SpendGroup.MODEL
+# gRPC carries status details in a header; peers reject headers above 8 KiB by
+# default, so a very long list of problems is cut short (with a count) below that.
+MAX_DETAILS_BYTES = 7000
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def problems_details(lines: tuple[str, ...]) -> str:
+    """All problem lines, or as many as fit in a status header plus `… N more`."""
+    kept: list[str] = []
+    size = 0
+    for index, line in enumerate(lines):
+        size += len(line.encode()) + 1
+        if size > MAX_DETAILS_BYTES:
+            kept.append(f"... and {len(lines) - index} more problems")
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+async def _invalid(context: Context, message: str) -> NoReturn:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+    raise AssertionError("abort returns only by raising")
+
+
+class AdminService(admin_pb2_grpc.AdminServicer):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        source: SnapshotSource,
+        metrics: ControlPlaneMetrics,
+        clock: Clock,
+        on_applied: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._source = source
+        self._metrics = metrics
+        self._clock = clock
+        self._on_applied = on_applied
+
+    async def ApplyConfig(
+        self, request: admin_pb2.ApplyConfigRequest, context: Context
+    ) -> admin_pb2.ApplyConfigResponse:
+        source_name = request.source_name or "config.yaml"
+        config, errors = validate_config(request.yaml)
+        if errors or config is None:
+            self._metrics.configs_rejected.inc()
+            lines = tuple(error.render(source_name) for error in errors)
+            log.info("rejected %s: %d problem(s)", source_name, len(lines))
+            await _invalid(context, problems_details(lines))
+        now = self._clock.now_ms()
+        draft = compile_snapshot(config, revision=0, created_at_unix_ms=now)
+        latest = await asyncio.to_thread(self._store.latest_revision)
+        current = (
+            await asyncio.to_thread(self._store.get_snapshot, latest.revision)
+            if latest is not None
+            else None
+        )
+        changes = [change_to_pb(change) for change in diff_snapshots(current, draft)]
+        unchanged = current is not None and current.version == draft.version
+        if request.dry_run:
+            return admin_pb2.ApplyConfigResponse(
+                revision=0,
+                snapshot_version=draft.version,
+                changes=changes,
+                unchanged=unchanged,
+                dry_run=True,
+            )
+        result = await asyncio.to_thread(
+            lambda: self._store.append_revision(
+                draft,
+                yaml_text=request.yaml,
+                source_name=source_name,
+                author=request.author,
+                created_at_unix_ms=now,
+            )
+        )
+        if not result.created:
+            return admin_pb2.ApplyConfigResponse(
+                revision=0, snapshot_version=draft.version, unchanged=True
+            )
+        self._metrics.revisions_applied.inc()
+        self._on_applied()
+        log.info(
+            "revision %d (%s) applied from %s by %s",
+            result.revision.revision,
+            draft.version,
+            source_name,
+            request.author or "unknown",
+        )
+        return admin_pb2.ApplyConfigResponse(
+            revision=result.revision.revision, snapshot_version=draft.version, changes=changes
+        )
+
+    async def ListRevisions(
+        self, request: admin_pb2.ListRevisionsRequest, context: Context
+    ) -> admin_pb2.ListRevisionsResponse:
+        if request.limit < 0:
+            await _invalid(context, "limit: must not be negative")
+        limit = request.limit or DEFAULT_REVISIONS_LIMIT
+        revisions = await asyncio.to_thread(self._store.list_revisions, limit)
+        return admin_pb2.ListRevisionsResponse(revisions=[revision_to_pb(r) for r in revisions])
+
+    async def GetSnapshot(
+        self, request: admin_pb2.GetSnapshotRequest, context: Context
+    ) -> types_pb2.Snapshot:
+        if request.revision < 0:
+            await _invalid(context, "revision: must not be negative")
+        revision = request.revision
+        if revision == 0:
+            latest = await asyncio.to_thread(self._store.latest_revision)
+            if latest is None:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no configuration applied yet")
+                raise AssertionError("unreachable")
+            revision = latest.revision
+        snapshot = await asyncio.to_thread(self._store.get_snapshot, revision)
+        if snapshot is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"revision {revision} does not exist")
+            raise AssertionError("unreachable")
+        return snapshot_to_pb(snapshot)
+
+    async def ListSidecars(
+        self, request: admin_pb2.ListSidecarsRequest, context: Context
+    ) -> admin_pb2.ListSidecarsResponse:
+        sidecars = await asyncio.to_thread(self._store.list_sidecars)
+        current = self._source.current()
+        if current is None:
+            latest = await asyncio.to_thread(self._store.latest_revision)
+            current_version = latest.snapshot_version if latest is not None else ""
+        else:
+            current_version = current.version
+        return admin_pb2.ListSidecarsResponse(
+            sidecars=[sidecar_to_pb(s) for s in sidecars], current_version=current_version
+        )
+
+    async def GetSpend(
+        self, request: admin_pb2.SpendRequest, context: Context
+    ) -> admin_pb2.SpendResponse:
+        if request.window_ms < 0:
+            await _invalid(context, "window_ms: must not be negative (0 means all time)")
+        group_by = DEFAULT_SPEND_GROUP
+        if request.group_by:
+            try:
+                group_by = SpendGroup(request.group_by)
+            except ValueError:
+                allowed = ", ".join(group.value for group in SpendGroup)
+                await _invalid(context, f"group_by: {request.group_by!r} is not one of {allowed}")
+        since = self._clock.now_ms() - request.window_ms if request.window_ms else None
+        rows = await asyncio.to_thread(self._store.spend, group_by, since)
+        return spend_to_pb(rows, request.window_ms, group_by.value)
+
+    async def ListApprovals(
+        self, request: admin_pb2.ListApprovalsRequest, context: Context
+    ) -> admin_pb2.ListApprovalsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "approvals are not available yet")
+        raise AssertionError("unreachable")
+
+    async def DecideApproval(
+        self, request: admin_pb2.DecideApprovalRequest, context: Context
+    ) -> control_pb2.ApprovalDecision:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "approvals are not available yet")
+        raise AssertionError("unreachable")

@@ -1,0 +1,123 @@
+"""The control plane's SQL tables, as SQLAlchemy Core metadata.
+
+The schema is created and changed only by the Alembic migrations in
+`controlplane/migrations/`; this metadata mirrors their result for queries (and for
+`alembic revision --autogenerate`). Money columns are 64-bit integers of nano-USD.
+Times are Unix milliseconds, written by the caller's clock, never by the database.
+
+May import sqlalchemy; must not import grpc or `faregate.v1`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+revisions = sa.Table(
+    "revisions",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("author", sa.String, nullable=False),
+    sa.Column("source_name", sa.String, nullable=False),
+    sa.Column("yaml", sa.Text, nullable=False),
+    sa.Column("snapshot", sa.LargeBinary, nullable=False),  # a serialized faregate.v1.Snapshot
+    sa.Column("snapshot_version", sa.String, nullable=False),
+    sa.Column("models", sa.Integer, nullable=False),
+    sa.Column("capabilities", sa.Integer, nullable=False),
+    sa.Column("tenants", sa.Integer, nullable=False),
+)
+
+sidecars = sa.Table(
+    "sidecars",
+    metadata,
+    sa.Column("sidecar_id", sa.String, primary_key=True),
+    sa.Column("service", sa.String, nullable=False),
+    sa.Column("connected", sa.Boolean, nullable=False),
+    sa.Column("snapshot_version", sa.String, nullable=False),
+    sa.Column("last_nack_version", sa.String, nullable=False),
+    sa.Column("last_nack_reason", sa.Text, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("incarnation", sa.String, nullable=False),
+    sa.Column("hostname", sa.String, nullable=False),
+    sa.Column("controlplane_id", sa.String, nullable=False),
+)
+
+sidecar_nacks = sa.Table(
+    "sidecar_nacks",
+    metadata,
+    sa.Column("sidecar_id", sa.String, primary_key=True),
+    sa.Column("version", sa.String, primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("nacked_at_ms", sa.BigInteger, nullable=False),
+)
+
+usage_batches = sa.Table(
+    "usage_batches",
+    metadata,
+    sa.Column("sidecar_id", sa.String, primary_key=True),
+    sa.Column("incarnation", sa.String, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("applied_at_ms", sa.BigInteger, nullable=False),
+)
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("decision_id", sa.String, primary_key=True),
+    sa.Column("sidecar_id", sa.String, nullable=False),
+    sa.Column("incarnation", sa.String, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("service", sa.String, nullable=False),
+    sa.Column("capability", sa.String, nullable=False),
+    sa.Column("tenant", sa.String, nullable=False),
+    sa.Column("team", sa.String, nullable=False),
+    sa.Column("model", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_nanos", sa.BigInteger, nullable=False),
+    sa.Column("estimated_cost_nanos", sa.BigInteger, nullable=False),
+    sa.Column("reserved_cost_nanos", sa.BigInteger, nullable=False),
+    sa.Column("price_version", sa.String, nullable=False),
+    sa.Column("config_version", sa.String, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("latency_ms", sa.BigInteger, nullable=False),
+    sa.Column("business_value_nanos", sa.BigInteger, nullable=False),
+    sa.Column("outcome_label", sa.String, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON object
+    sa.Column("budgets", sa.Text, nullable=False),  # JSON list
+    sa.Column("trace_id", sa.String, nullable=False),
+    sa.Column("decided_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("reported_at_ms", sa.BigInteger, nullable=False, index=True),
+    sa.Column("applied_at_ms", sa.BigInteger, nullable=False),
+)
+
+# Reserved for the approvals issue; created now so that issue adds no table migration.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("approval_id", sa.String, primary_key=True),
+    sa.Column("sidecar_id", sa.String, nullable=False),
+    sa.Column("decision_id", sa.String, nullable=False),
+    sa.Column("idempotency_key", sa.String, nullable=False),
+    sa.Column("capability", sa.String, nullable=False),
+    sa.Column("tenant", sa.String, nullable=False),
+    sa.Column("team", sa.String, nullable=False),
+    sa.Column("model", sa.String, nullable=False),
+    sa.Column("risk", sa.String, nullable=False),
+    sa.Column("estimated_cost_nanos", sa.BigInteger, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("requested_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("decided_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("decided_by", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=True),
+    sa.Column("max_uses", sa.BigInteger, nullable=False),
+    sa.Column("uses", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,153 @@
+"""The store interface the services use, and the plain records it speaks.
+
+The Sync and Admin services reach durable state only through `Store`, a
+`typing.Protocol`, so they can be tested against an in-memory fake; `sql_store` is
+the real implementation (SQLite or PostgreSQL). Every method is blocking: services
+call them through `asyncio.to_thread`. Each method is one transaction, so a caller
+never sees or leaves half an operation.
+
+Must not import grpc, sqlalchemy or `faregate.v1`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from faregate.model import Snapshot, UsageRecord
+
+
+class SpendGroup(StrEnum):
+    """What spend can be grouped by (`faregate spend --by`)."""
+
+    CAPABILITY = "capability"
+    MODEL = "model"
+    TEAM = "team"  # keyed `tenant/team`: team names are only unique within a tenant
+    TENANT = "tenant"
+    SERVICE = "service"
+    PROVIDER = "provider"
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionInfo:
+    revision: int
+    snapshot_version: str
+    created_at_unix_ms: int
+    author: str
+    source_name: str
+    models: int
+    capabilities: int
+    tenants: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """`created` is False when the content equals the latest revision's (nothing stored)."""
+
+    revision: RevisionInfo
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarHello:
+    sidecar_id: str
+    service: str
+    incarnation: str
+    snapshot_version: str
+    hostname: str
+    controlplane_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarInfo:
+    sidecar_id: str
+    service: str
+    connected: bool
+    snapshot_version: str
+    last_nack_version: str
+    last_nack_reason: str
+    last_seen_unix_ms: int
+    incarnation: str
+    hostname: str
+    controlplane_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBatch:
+    """What a sidecar ships: applied at most once per (sidecar_id, incarnation, seq)."""
+
+    sidecar_id: str
+    incarnation: str
+    seq: int
+    records: tuple[UsageRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    duplicate: bool
+    applied: int  # ledger rows inserted; records already in the ledger are skipped
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    key: str
+    cost_nanos: int
+    requests: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    business_value_nanos: int
+
+
+class Store(Protocol):
+    """Durable state of the control plane, shared by every replica."""
+
+    def latest_revision(self) -> RevisionInfo | None: ...
+
+    def list_revisions(self, limit: int) -> Sequence[RevisionInfo]:
+        """Newest first."""
+        ...
+
+    def get_snapshot(self, revision: int) -> Snapshot | None: ...
+
+    def append_revision(
+        self,
+        snapshot: Snapshot,
+        *,
+        yaml_text: str,
+        source_name: str,
+        author: str,
+        created_at_unix_ms: int,
+    ) -> AppendResult:
+        """Store `snapshot` as the next revision (its `revision` field is assigned here),
+        unless its version equals the latest revision's."""
+        ...
+
+    def sidecar_connected(self, hello: SidecarHello, now_ms: int) -> None: ...
+
+    def sidecar_seen(self, sidecar_id: str, snapshot_version: str, now_ms: int) -> None: ...
+
+    def sidecar_acked(self, sidecar_id: str, version: str, now_ms: int) -> None: ...
+
+    def sidecar_nacked(self, sidecar_id: str, version: str, reason: str, now_ms: int) -> None: ...
+
+    def nacked_versions(self, sidecar_id: str) -> frozenset[str]: ...
+
+    def sidecar_disconnected(self, sidecar_id: str, controlplane_id: str, now_ms: int) -> None:
+        """Only if the sidecar is still recorded on this control plane (it may have
+        reconnected to another replica meanwhile)."""
+        ...
+
+    def disconnect_all(self, controlplane_id: str, now_ms: int) -> int: ...
+
+    def list_sidecars(self) -> Sequence[SidecarInfo]: ...
+
+    def apply_usage_batch(self, batch: UsageBatch, now_ms: int) -> BatchResult: ...
+
+    def spend(self, group_by: SpendGroup, since_ms: int | None) -> Sequence[SpendRow]:
+        """Totals per key over usage reported at or after `since_ms` (None: all time)."""
+        ...
+
+    def close(self) -> None: ...

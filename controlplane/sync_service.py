@@ -1,0 +1,253 @@
+"""ControlPlane.Sync: one bidirectional stream per sidecar (docs/architecture.md, "Sync").
+
+The first message must be a `Hello`; the answer is a `Welcome`, then a `SnapshotPush`
+whenever the current snapshot's version differs from what the sidecar runs, is not
+already on its way, and was never NACKed by that sidecar (NACKs are durable, so a
+reconnect does not bring a rejected version back). ACKs, NACKs, heartbeats and
+connection state are recorded in the store; usage batches are applied once through
+it and answered with `UsageAck`. Both sides send heartbeats every interval.
+
+Each stream runs three tasks (reader, pusher, heartbeat) that feed one outbox; the
+handler alone writes to the stream, so messages never interleave. Blocking store
+calls run in threads.
+
+A gRPC service: may import grpc and `faregate.v1`; must not import sqlalchemy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from controlplane.clock import Clock
+from controlplane.convert import hello_from_pb
+from controlplane.metrics import ControlPlaneMetrics
+from controlplane.snapshot_source import SnapshotSource
+from controlplane.store import Store, UsageBatch
+from faregate.convert import snapshot_to_pb, usage_from_pb
+from faregate.model import Snapshot
+from faregate.v1 import control_pb2, control_pb2_grpc, types_pb2
+
+log = logging.getLogger(__name__)
+
+# Ends a stream: put on an outbox by the reader (sidecar hung up) or by close().
+_END = None
+
+
+class _Stream:
+    """What one open stream knows about its sidecar."""
+
+    def __init__(self, hello: control_pb2.Hello, nacked: frozenset[str]) -> None:
+        self.sidecar_id = hello.sidecar_id
+        self.incarnation = hello.incarnation
+        self.running = hello.snapshot_version  # what the sidecar runs (hello, then ACKs)
+        self.in_flight = ""  # pushed, not yet ACKed or NACKed
+        self.nacked = set(nacked)
+        self.outbox: asyncio.Queue[control_pb2.ControlMessage | None] = asyncio.Queue()
+
+    def wants(self, version: str) -> bool:
+        return version not in (self.running, self.in_flight) and version not in self.nacked
+
+
+class SyncService(control_pb2_grpc.ControlPlaneServicer):
+    def __init__(
+        self,
+        *,
+        store: Store,
+        source: SnapshotSource,
+        metrics: ControlPlaneMetrics,
+        clock: Clock,
+        controlplane_id: str,
+        heartbeat_interval: float,
+    ) -> None:
+        self._store = store
+        self._source = source
+        self._metrics = metrics
+        self._clock = clock
+        self._controlplane_id = controlplane_id
+        self._heartbeat_interval = heartbeat_interval
+        self._streams: dict[str, _Stream] = {}  # sidecar id -> its newest stream here
+        self._pb_cache: tuple[str, types_pb2.Snapshot] | None = None
+
+    def close(self) -> None:
+        """End every open stream (on shutdown); sidecars reconnect elsewhere."""
+        for stream in list(self._streams.values()):
+            stream.outbox.put_nowait(_END)
+
+    async def _store_call(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(function, *args)
+
+    def _snapshot_pb(self, snapshot: Snapshot) -> types_pb2.Snapshot:
+        # Converted once per version, however many streams push it.
+        if self._pb_cache is None or self._pb_cache[0] != snapshot.version:
+            self._pb_cache = (snapshot.version, snapshot_to_pb(snapshot))
+        return self._pb_cache[1]
+
+    async def Sync(
+        self,
+        request_iterator: AsyncIterator[control_pb2.SidecarMessage],
+        context: grpc.aio.ServicerContext[control_pb2.SidecarMessage, control_pb2.ControlMessage],
+    ) -> AsyncIterator[control_pb2.ControlMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        if first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello: must be sent first")
+        hello = first.hello
+        for field in ("sidecar_id", "incarnation"):
+            if not getattr(hello, field):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hello.{field}: required")
+        now = self._clock.now_ms()
+        await self._store_call(
+            self._store.sidecar_connected, hello_from_pb(hello, self._controlplane_id), now
+        )
+        nacked = await self._store_call(self._store.nacked_versions, hello.sidecar_id)
+        stream = _Stream(hello, nacked)
+        previous = self._streams.get(stream.sidecar_id)
+        if previous is not None:
+            previous.outbox.put_nowait(_END)  # a sidecar has one stream; the newest wins
+        self._streams[stream.sidecar_id] = stream
+        self._metrics.sidecars_connected.inc()
+        log.info(
+            "sidecar %s (%s) connected, running %s",
+            hello.sidecar_id,
+            hello.service,
+            hello.snapshot_version or "nothing",
+        )
+        tasks = [
+            asyncio.create_task(self._read(stream, request_iterator)),
+            asyncio.create_task(self._push(stream)),
+            asyncio.create_task(self._heartbeat(stream)),
+        ]
+        try:
+            yield control_pb2.ControlMessage(
+                welcome=control_pb2.Welcome(
+                    controlplane_id=self._controlplane_id,
+                    heartbeat_interval_ms=round(self._heartbeat_interval * 1000),
+                )
+            )
+            while (message := await stream.outbox.get()) is not _END:
+                yield message
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._metrics.sidecars_connected.dec()
+            if self._streams.get(stream.sidecar_id) is stream:
+                del self._streams[stream.sidecar_id]
+                # Shielded: the handler may itself be cancelled (client gone) and the
+                # row must still say "disconnected".
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.shield(
+                        self._store_call(
+                            self._store.sidecar_disconnected,
+                            stream.sidecar_id,
+                            self._controlplane_id,
+                            self._clock.now_ms(),
+                        )
+                    )
+            log.info("sidecar %s disconnected", stream.sidecar_id)
+
+    async def _read(
+        self, stream: _Stream, messages: AsyncIterator[control_pb2.SidecarMessage]
+    ) -> None:
+        try:
+            async for message in messages:
+                await self._handle(stream, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sync stream of sidecar %s failed", stream.sidecar_id)
+        finally:
+            stream.outbox.put_nowait(_END)
+
+    async def _handle(self, stream: _Stream, message: control_pb2.SidecarMessage) -> None:
+        kind = message.WhichOneof("kind")
+        now = self._clock.now_ms()
+        if kind == "ack":
+            version = message.ack.version
+            stream.running = version
+            if stream.in_flight == version:
+                stream.in_flight = ""
+            self._metrics.snapshot_acks.inc()
+            await self._store_call(self._store.sidecar_acked, stream.sidecar_id, version, now)
+        elif kind == "nack":
+            version, reason = message.nack.version, message.nack.reason
+            stream.nacked.add(version)
+            if stream.in_flight == version:
+                stream.in_flight = ""
+            self._metrics.snapshot_nacks.inc()
+            log.warning("sidecar %s rejected %s: %s", stream.sidecar_id, version, reason)
+            await self._store_call(
+                self._store.sidecar_nacked, stream.sidecar_id, version, reason, now
+            )
+        elif kind == "heartbeat":
+            await self._store_call(
+                self._store.sidecar_seen,
+                stream.sidecar_id,
+                message.heartbeat.snapshot_version,
+                now,
+            )
+        elif kind == "usage":
+            stream.outbox.put_nowait(await self._apply_usage(stream, message.usage))
+        else:
+            # Leases and approvals arrive with their own issues; a newer sidecar may
+            # already send them, and must not lose its stream for it.
+            log.debug("sidecar %s sent %s; not handled yet", stream.sidecar_id, kind)
+
+    async def _apply_usage(
+        self, stream: _Stream, batch: control_pb2.UsageBatch
+    ) -> control_pb2.ControlMessage:
+        incarnation = batch.incarnation or stream.incarnation
+        ack = control_pb2.UsageAck(incarnation=incarnation, seq=batch.seq)
+        try:
+            records = tuple(usage_from_pb(record) for record in batch.records)
+            result = await self._store_call(
+                self._store.apply_usage_batch,
+                UsageBatch(stream.sidecar_id, incarnation, batch.seq, records),
+                self._clock.now_ms(),
+            )
+        except Exception as exc:
+            # Not acknowledged: the sidecar keeps the batch and sends it again.
+            log.exception(
+                "usage batch %s/%d of %s failed", incarnation, batch.seq, stream.sidecar_id
+            )
+            self._metrics.usage_batches_failed.inc()
+            ack.ok, ack.error = False, f"{type(exc).__name__}: {exc}"
+            return control_pb2.ControlMessage(usage_ack=ack)
+        ack.ok, ack.duplicate = True, result.duplicate
+        if result.duplicate:
+            self._metrics.usage_batches_duplicate.inc()
+        else:
+            self._metrics.usage_batches_applied.inc()
+            self._metrics.usage_records_applied.inc(result.applied)
+        return control_pb2.ControlMessage(usage_ack=ack)
+
+    async def _push(self, stream: _Stream) -> None:
+        seen = ""
+        while True:
+            snapshot = self._source.current()
+            if snapshot is not None:
+                seen = snapshot.version
+                if stream.wants(snapshot.version):
+                    stream.in_flight = snapshot.version
+                    push = control_pb2.SnapshotPush(snapshot=self._snapshot_pb(snapshot))
+                    stream.outbox.put_nowait(control_pb2.ControlMessage(snapshot=push))
+                    self._metrics.snapshots_pushed.inc()
+                    log.info("pushed %s to sidecar %s", snapshot.version, stream.sidecar_id)
+            await self._source.wait_for_change(seen)
+
+    async def _heartbeat(self, stream: _Stream) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_interval)
+            current = self._source.current()
+            beat = control_pb2.Heartbeat(
+                sent_at_unix_ms=self._clock.now_ms(),
+                snapshot_version=current.version if current is not None else "",
+            )
+            stream.outbox.put_nowait(control_pb2.ControlMessage(heartbeat=beat))

@@ -1,0 +1,139 @@
+"""An in-memory `controlplane.store.Store` for testing the services without SQL."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from controlplane.store import (
+    AppendResult,
+    BatchResult,
+    RevisionInfo,
+    SidecarHello,
+    SidecarInfo,
+    SpendGroup,
+    SpendRow,
+    UsageBatch,
+)
+from faregate.model import Snapshot, UsageRecord
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.revisions: list[tuple[RevisionInfo, Snapshot]] = []
+        self.sidecars: dict[str, SidecarInfo] = {}
+        self.nacks: set[tuple[str, str]] = set()
+        self.batches: set[tuple[str, str, int]] = set()
+        self.ledger: dict[str, UsageRecord] = {}
+
+    def latest_revision(self) -> RevisionInfo | None:
+        return self.revisions[-1][0] if self.revisions else None
+
+    def list_revisions(self, limit: int) -> Sequence[RevisionInfo]:
+        return [info for info, _ in reversed(self.revisions)][:limit]
+
+    def get_snapshot(self, revision: int) -> Snapshot | None:
+        return next((s for info, s in self.revisions if info.revision == revision), None)
+
+    def append_revision(
+        self,
+        snapshot: Snapshot,
+        *,
+        yaml_text: str,
+        source_name: str,
+        author: str,
+        created_at_unix_ms: int,
+    ) -> AppendResult:
+        latest = self.latest_revision()
+        if latest is not None and latest.snapshot_version == snapshot.version:
+            return AppendResult(latest, created=False)
+        number = len(self.revisions) + 1
+        stored = dataclasses.replace(
+            snapshot, revision=number, created_at_unix_ms=created_at_unix_ms
+        )
+        info = RevisionInfo(
+            number,
+            stored.version,
+            created_at_unix_ms,
+            author,
+            source_name,
+            len(stored.models),
+            len(stored.capabilities),
+            len(stored.tenants),
+        )
+        self.revisions.append((info, stored))
+        return AppendResult(info, created=True)
+
+    def sidecar_connected(self, hello: SidecarHello, now_ms: int) -> None:
+        old = self.sidecars.get(hello.sidecar_id)
+        self.sidecars[hello.sidecar_id] = SidecarInfo(
+            sidecar_id=hello.sidecar_id,
+            service=hello.service,
+            connected=True,
+            snapshot_version=hello.snapshot_version,
+            last_nack_version=old.last_nack_version if old else "",
+            last_nack_reason=old.last_nack_reason if old else "",
+            last_seen_unix_ms=now_ms,
+            incarnation=hello.incarnation,
+            hostname=hello.hostname,
+            controlplane_id=hello.controlplane_id,
+        )
+
+    def _update(self, sidecar_id: str, **changes: object) -> None:
+        self.sidecars[sidecar_id] = dataclasses.replace(self.sidecars[sidecar_id], **changes)  # type: ignore[arg-type]
+
+    def sidecar_seen(self, sidecar_id: str, snapshot_version: str, now_ms: int) -> None:
+        self._update(sidecar_id, last_seen_unix_ms=now_ms)
+
+    def sidecar_acked(self, sidecar_id: str, version: str, now_ms: int) -> None:
+        self._update(sidecar_id, snapshot_version=version, last_seen_unix_ms=now_ms)
+
+    def sidecar_nacked(self, sidecar_id: str, version: str, reason: str, now_ms: int) -> None:
+        self._update(sidecar_id, last_nack_version=version, last_nack_reason=reason)
+        self.nacks.add((sidecar_id, version))
+
+    def nacked_versions(self, sidecar_id: str) -> frozenset[str]:
+        return frozenset(v for s, v in self.nacks if s == sidecar_id)
+
+    def sidecar_disconnected(self, sidecar_id: str, controlplane_id: str, now_ms: int) -> None:
+        if self.sidecars[sidecar_id].controlplane_id == controlplane_id:
+            self._update(sidecar_id, connected=False)
+
+    def disconnect_all(self, controlplane_id: str, now_ms: int) -> int:
+        ids = [s.sidecar_id for s in self.sidecars.values() if s.controlplane_id == controlplane_id]
+        for sidecar_id in ids:
+            self._update(sidecar_id, connected=False)
+        return len(ids)
+
+    def list_sidecars(self) -> Sequence[SidecarInfo]:
+        return list(self.sidecars.values())
+
+    def apply_usage_batch(self, batch: UsageBatch, now_ms: int) -> BatchResult:
+        key = (batch.sidecar_id, batch.incarnation, batch.seq)
+        if key in self.batches:
+            return BatchResult(duplicate=True, applied=0)
+        self.batches.add(key)
+        fresh = [r for r in batch.records if r.decision_id not in self.ledger]
+        self.ledger.update({r.decision_id: r for r in fresh})
+        return BatchResult(duplicate=False, applied=len(fresh))
+
+    def spend(self, group_by: SpendGroup, since_ms: int | None) -> Sequence[SpendRow]:
+        totals: dict[str, SpendRow] = {}
+        for r in self.ledger.values():
+            if since_ms is not None and r.reported_at_unix_ms < since_ms:
+                continue
+            key = f"{r.tenant}/{r.team}" if group_by is SpendGroup.TEAM else getattr(r, group_by)
+            old = totals.get(key, SpendRow(key, 0, 0, 0, 0, 0, 0))
+            totals[key] = SpendRow(
+                key,
+                old.cost_nanos + r.cost_nanos,
+                old.requests + 1,
+                old.input_tokens + r.input_tokens,
+                old.cached_input_tokens + r.cached_input_tokens,
+                old.output_tokens + r.output_tokens,
+                old.business_value_nanos + r.business_value_nanos,
+            )
+        return sorted(totals.values(), key=lambda row: (-row.cost_nanos, row.key))
+
+    def close(self) -> None:
+        pass
