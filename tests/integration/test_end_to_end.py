@@ -5,13 +5,17 @@ Every test runs on the embedded SQLite store and on PostgreSQL (`database_url`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clients import AdminClient, RouterClient
+from controlplane.sql_store import SqlStore
 from faregate.model import Action
 from tests.integration.processes import (
     ServerProcess,
@@ -207,3 +211,61 @@ def test_restarted_control_plane_serves_the_same_revisions(
         assert again["unchanged"] is True
     finally:
         cp.stop()
+
+
+def _metric(address: str, name: str) -> float:
+    body = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for line in body.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_a_snapshot_the_sidecar_cannot_apply_is_nacked_and_never_resent(
+    tmp_path: Path, cp: ServerProcess, database_url: str
+) -> None:
+    apply_file(cp, EXAMPLE)
+    good = current_version(cp)
+    sc = sidecar(tmp_path, cp.address, "support-bot").start()
+    try:
+        with RouterClient(sc.address) as router:
+            wait_for(lambda: routed_version(router) == good, what="first snapshot")
+            # A revision whose version does not match its content, as a corrupted or
+            # incompatible snapshot would arrive; written straight to the shared store
+            # the way another replica would.
+            store = SqlStore.open(database_url)
+            try:
+                current = store.get_snapshot(store.latest_revision().revision)  # type: ignore[union-attr]
+                assert current is not None
+                bad = dataclasses.replace(current, version="v0000000000000bad")
+                store.append_revision(
+                    bad,
+                    yaml_text="",
+                    source_name="corrupt",
+                    author="test",
+                    created_at_unix_ms=int(time.time() * 1000),
+                )
+            finally:
+                store.close()
+
+            def nacked() -> dict[str, object] | None:
+                out = faregate_cli(cp.address, "-o", "json", "get", "sidecars")
+                (entry,) = json.loads(out.stdout)["sidecars"]
+                return entry if entry["last_nack_version"] == "v0000000000000bad" else None
+
+            entry = wait_for(nacked, what="the sidecar's NACK")
+            assert "version" in str(entry["last_nack_reason"])
+            assert entry["snapshot_version"] == good
+            # The sidecar keeps serving the snapshot it had.
+            assert router.route("classification").config_version == good
+            pushed = _metric(cp.metrics_address, "faregate_controlplane_snapshots_pushed_total")
+            # Several watcher polls later, the rejected version has not been sent again.
+            time.sleep(2.0)
+            assert (
+                _metric(cp.metrics_address, "faregate_controlplane_snapshots_pushed_total")
+                == pushed
+            )
+            assert _metric(cp.metrics_address, "faregate_controlplane_snapshot_nacks_total") == 1
+    finally:
+        sc.stop()
