@@ -91,11 +91,20 @@ def _admin(ctx: CliContext) -> Iterator[AdminApi]:
         admin.close()
 
 
+def _console() -> Console:
+    """A terminal gets tables at its own width; a pipe or file gets them unwrapped,
+    so that `grep` and `awk` see whole names."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    return console
+
+
 def _show(ctx: CliContext, view: View, after: str = "") -> None:
     if ctx.output == "json":
         click.echo(json.dumps(view.data, indent=2, sort_keys=False))
         return
-    console = Console()
+    console = _console()
     if view.rows or view.total is not None:
         console.print(render(view))
     else:
@@ -179,7 +188,7 @@ def apply(ctx: CliContext, path: str, dry_run: bool) -> None:
     if result.changes or ctx.output == "json":
         _show(ctx, apply_view(result), after=apply_summary(result))
     else:
-        Console().print(apply_summary(result))
+        _console().print(apply_summary(result))
 
 
 def _author() -> str:

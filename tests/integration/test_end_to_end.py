@@ -12,7 +12,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from clients import AdminClient, RouterClient
 from controlplane.sql_store import SqlStore
@@ -269,3 +271,47 @@ def test_a_snapshot_the_sidecar_cannot_apply_is_nacked_and_never_resent(
             assert _metric(cp.metrics_address, "faregate_controlplane_snapshot_nacks_total") == 1
     finally:
         sc.stop()
+
+
+def test_health_metrics_and_every_get_command(tmp_path: Path, cp: ServerProcess) -> None:
+    apply_file(cp, EXAMPLE)
+    version = current_version(cp)
+    sc = sidecar(tmp_path, cp.address, "support-bot").start()
+    try:
+        with RouterClient(sc.address) as router:
+            wait_for(lambda: routed_version(router) == version, what="snapshot pushed")
+        for server in (cp, sc):
+            with grpc.insecure_channel(server.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+                assert status.status == health_pb2.HealthCheckResponse.SERVING, server.name
+        assert _metric(cp.metrics_address, "faregate_controlplane_snapshot_acks_total") == 1
+        sidecar_metrics = urllib.request.urlopen(
+            f"http://{sc.metrics_address}/metrics", timeout=5
+        ).read()
+        assert b"faregate_sidecar" in sidecar_metrics
+
+        models = faregate_cli(cp.address, "get", "models")
+        assert models.returncode == 0, models.stderr
+        assert "claude-sonnet-4" in models.stdout and "$15.00" in models.stdout
+        capabilities = json.loads(
+            faregate_cli(cp.address, "-o", "json", "get", "capabilities").stdout
+        )
+        assert {c["name"] for c in capabilities} == {
+            "classification",
+            "sentiment",
+            "summarization",
+            "forecasting",
+            "translation",
+        }
+        tenants = faregate_cli(cp.address, "get", "tenants")
+        assert tenants.returncode == 0 and "CC-3400" in tenants.stdout
+    finally:
+        sc.stop()
+
+
+def test_unreachable_control_plane_is_one_clear_line() -> None:
+    result = faregate_cli("127.0.0.1:1", "get", "models")
+    assert result.returncode == 3
+    assert "127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
