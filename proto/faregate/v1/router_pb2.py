@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from faregate.v1 import types_pb2 as faregate_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61regate/v1/router.proto\x12\x0b\x66\x61regate.v1\x1a\x17\x66\x61regate/v1/types.proto\"\x98\x04\n\x0cRouteRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04team\x18\x03 \x01(\t\x12-\n\x0bsensitivity\x18\x04 \x01(\x0e\x32\x18.faregate.v1.Sensitivity\x12$\n\x04risk\x18\x05 \x01(\x0e\x32\x16.faregate.v1.RiskLevel\x12\'\n\x08priority\x18\x06 \x01(\x0e\x32\x15.faregate.v1.Priority\x12+\n\ncomplexity\x18\x07 \x01(\x0e\x32\x17.faregate.v1.Complexity\x12\x1d\n\x10\x63omplexity_score\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\t \x01(\x03\x12\x19\n\x11max_output_tokens\x18\n \x01(\x03\x12\x35\n\x06labels\x18\x0b \x03(\x0b\x32%.faregate.v1.RouteRequest.LabelsEntry\x12\x17\n\x0fidempotency_key\x18\x0c \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\r \x01(\t\x12 \n\x18required_compliance_tags\x18\x0e \x03(\t\x12\x10\n\x08trace_id\x18\x0f \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x13\n\x11_complexity_score\"\xca\x02\n\rRouteDecision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12#\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x13.faregate.v1.Action\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x0c\n\x04tier\x18\x05 \x01(\t\x12\x1c\n\x14\x65stimated_cost_nanos\x18\x06 \x01(\x03\x12\x1b\n\x13reserved_cost_nanos\x18\x07 \x01(\x03\x12\x19\n\x11max_output_tokens\x18\x08 \x01(\x03\x12%\n\x05rules\x18\t \x03(\x0b\x32\x16.faregate.v1.RuleFired\x12\x16\n\x0e\x63onfig_version\x18\n \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x0b \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x0c \x01(\x03\x12\x0e\n\x06reason\x18\r \x01(\t\"\xd0\x02\n\x0bUsageReport\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x03\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x03 \x01(\x03\x12\x15\n\routput_tokens\x18\x04 \x01(\x03\x12\x12\n\nlatency_ms\x18\x05 \x01(\x03\x12%\n\x07outcome\x18\x06 \x01(\x0e\x32\x14.faregate.v1.Outcome\x12\x1c\n\x14\x62usiness_value_nanos\x18\x07 \x01(\x03\x12\x15\n\routcome_label\x18\x08 \x01(\t\x12\x34\n\x06labels\x18\t \x03(\x0b\x32$.faregate.v1.UsageReport.LabelsEntry\x12\r\n\x05model\x18\n \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\rReportRequest\x12)\n\x07reports\x18\x01 \x03(\x0b\x32\x18.faregate.v1.UsageReport\"k\n\x0cReportResult\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\ncost_nanos\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"<\n\x0eReportResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.faregate.v1.ReportResult2\x8b\x01\n\x06Router\x12>\n\x05Route\x12\x19.faregate.v1.RouteRequest\x1a\x1a.faregate.v1.RouteDecision\x12\x41\n\x06Report\x12\x1a.faregate.v1.ReportRequest\x1a\x1b.faregate.v1.ReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61regate/v1/router.proto\x12\x0b\x66\x61regate.v1\x1a\x17\x66\x61regate/v1/types.proto\"\xa9\x04\n\x0cRouteRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x0c\n\x04team\x18\x03 \x01(\t\x12-\n\x0bsensitivity\x18\x04 \x01(\x0e\x32\x18.faregate.v1.Sensitivity\x12$\n\x04risk\x18\x05 \x01(\x0e\x32\x16.faregate.v1.RiskLevel\x12\'\n\x08priority\x18\x06 \x01(\x0e\x32\x15.faregate.v1.Priority\x12+\n\ncomplexity\x18\x07 \x01(\x0e\x32\x17.faregate.v1.Complexity\x12\x1d\n\x10\x63omplexity_score\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\t \x01(\x03\x12\x19\n\x11max_output_tokens\x18\n \x01(\x03\x12\x35\n\x06labels\x18\x0b \x03(\x0b\x32%.faregate.v1.RouteRequest.LabelsEntry\x12\x17\n\x0fidempotency_key\x18\x0c \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\r \x01(\t\x12 \n\x18required_compliance_tags\x18\x0e \x03(\t\x12\x10\n\x08trace_id\x18\x0f \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x10 \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x13\n\x11_complexity_score\"\xca\x02\n\rRouteDecision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12#\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x13.faregate.v1.Action\x12\r\n\x05model\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x0c\n\x04tier\x18\x05 \x01(\t\x12\x1c\n\x14\x65stimated_cost_nanos\x18\x06 \x01(\x03\x12\x1b\n\x13reserved_cost_nanos\x18\x07 \x01(\x03\x12\x19\n\x11max_output_tokens\x18\x08 \x01(\x03\x12%\n\x05rules\x18\t \x03(\x0b\x32\x16.faregate.v1.RuleFired\x12\x16\n\x0e\x63onfig_version\x18\n \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x0b \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x0c \x01(\x03\x12\x0e\n\x06reason\x18\r \x01(\t\"\xd0\x02\n\x0bUsageReport\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x03\x12\x1b\n\x13\x63\x61\x63hed_input_tokens\x18\x03 \x01(\x03\x12\x15\n\routput_tokens\x18\x04 \x01(\x03\x12\x12\n\nlatency_ms\x18\x05 \x01(\x03\x12%\n\x07outcome\x18\x06 \x01(\x0e\x32\x14.faregate.v1.Outcome\x12\x1c\n\x14\x62usiness_value_nanos\x18\x07 \x01(\x03\x12\x15\n\routcome_label\x18\x08 \x01(\t\x12\x34\n\x06labels\x18\t \x03(\x0b\x32$.faregate.v1.UsageReport.LabelsEntry\x12\r\n\x05model\x18\n \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\rReportRequest\x12)\n\x07reports\x18\x01 \x03(\x0b\x32\x18.faregate.v1.UsageReport\"k\n\x0cReportResult\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x12\n\ncost_nanos\x18\x03 \x01(\x03\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"<\n\x0eReportResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.faregate.v1.ReportResult2\x8b\x01\n\x06Router\x12>\n\x05Route\x12\x19.faregate.v1.RouteRequest\x1a\x1a.faregate.v1.RouteDecision\x12\x41\n\x06Report\x12\x1a.faregate.v1.ReportRequest\x1a\x1b.faregate.v1.ReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USAGEREPORT_LABELSENTRY']._loaded_options = None
   _globals['_USAGEREPORT_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_ROUTEREQUEST']._serialized_start=67
-  _globals['_ROUTEREQUEST']._serialized_end=603
-  _globals['_ROUTEREQUEST_LABELSENTRY']._serialized_start=537
-  _globals['_ROUTEREQUEST_LABELSENTRY']._serialized_end=582
-  _globals['_ROUTEDECISION']._serialized_start=606
-  _globals['_ROUTEDECISION']._serialized_end=936
-  _globals['_USAGEREPORT']._serialized_start=939
-  _globals['_USAGEREPORT']._serialized_end=1275
-  _globals['_USAGEREPORT_LABELSENTRY']._serialized_start=537
-  _globals['_USAGEREPORT_LABELSENTRY']._serialized_end=582
-  _globals['_REPORTREQUEST']._serialized_start=1277
-  _globals['_REPORTREQUEST']._serialized_end=1335
-  _globals['_REPORTRESULT']._serialized_start=1337
-  _globals['_REPORTRESULT']._serialized_end=1444
-  _globals['_REPORTRESPONSE']._serialized_start=1446
-  _globals['_REPORTRESPONSE']._serialized_end=1506
-  _globals['_ROUTER']._serialized_start=1509
-  _globals['_ROUTER']._serialized_end=1648
+  _globals['_ROUTEREQUEST']._serialized_end=620
+  _globals['_ROUTEREQUEST_LABELSENTRY']._serialized_start=554
+  _globals['_ROUTEREQUEST_LABELSENTRY']._serialized_end=599
+  _globals['_ROUTEDECISION']._serialized_start=623
+  _globals['_ROUTEDECISION']._serialized_end=953
+  _globals['_USAGEREPORT']._serialized_start=956
+  _globals['_USAGEREPORT']._serialized_end=1292
+  _globals['_USAGEREPORT_LABELSENTRY']._serialized_start=554
+  _globals['_USAGEREPORT_LABELSENTRY']._serialized_end=599
+  _globals['_REPORTREQUEST']._serialized_start=1294
+  _globals['_REPORTREQUEST']._serialized_end=1352
+  _globals['_REPORTRESULT']._serialized_start=1354
+  _globals['_REPORTRESULT']._serialized_end=1461
+  _globals['_REPORTRESPONSE']._serialized_start=1463
+  _globals['_REPORTRESPONSE']._serialized_end=1523
+  _globals['_ROUTER']._serialized_start=1526
+  _globals['_ROUTER']._serialized_end=1665
 # @@protoc_insertion_point(module_scope)

@@ -61,6 +61,7 @@ class RouteRequest(_message.Message):
     APPROVAL_ID_FIELD_NUMBER: _builtins.int
     REQUIRED_COMPLIANCE_TAGS_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
     capability: _builtins.str
     """required, e.g. summarization"""
     tenant: _builtins.str
@@ -81,6 +82,10 @@ class RouteRequest(_message.Message):
     """retry of a request that needed approval"""
     trace_id: _builtins.str
     """correlation with the caller's tracing"""
+    dry_run: _builtins.bool
+    """Decide and explain without effects: no throttle tokens, reservations or
+    approval requests. `faregate explain` uses it.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -103,10 +108,11 @@ class RouteRequest(_message.Message):
         approval_id: _builtins.str = ...,
         required_compliance_tags: _abc.Iterable[_builtins.str] | None = ...,
         trace_id: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_complexity_score", b"_complexity_score", "complexity_score", b"complexity_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_complexity_score", b"_complexity_score", "approval_id", b"approval_id", "capability", b"capability", "complexity", b"complexity", "complexity_score", b"complexity_score", "idempotency_key", b"idempotency_key", "input_tokens", b"input_tokens", "labels", b"labels", "max_output_tokens", b"max_output_tokens", "priority", b"priority", "required_compliance_tags", b"required_compliance_tags", "risk", b"risk", "sensitivity", b"sensitivity", "team", b"team", "tenant", b"tenant", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_complexity_score", b"_complexity_score", "approval_id", b"approval_id", "capability", b"capability", "complexity", b"complexity", "complexity_score", b"complexity_score", "dry_run", b"dry_run", "idempotency_key", b"idempotency_key", "input_tokens", b"input_tokens", "labels", b"labels", "max_output_tokens", b"max_output_tokens", "priority", b"priority", "required_compliance_tags", b"required_compliance_tags", "risk", b"risk", "sensitivity", b"sensitivity", "team", b"team", "tenant", b"tenant", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__complexity_score: _TypeAlias = _typing.Literal["complexity_score"]  # noqa: Y015
     _WhichOneofArgType__complexity_score: _TypeAlias = _typing.Literal["_complexity_score", b"_complexity_score"]  # noqa: Y015
