@@ -2,8 +2,10 @@
 
 One stream per session: send `Hello`, wait for `Welcome`, then apply pushed
 snapshots (ACK, or NACK with the reason while the old one keeps serving), answer
-heartbeats, and ship sealed usage batches (as a batch fills, else every flush
-interval) until each is ACKed. A session that hears nothing for three heartbeat
+heartbeats, ship sealed usage batches (as a batch fills, else every flush
+interval) until each is ACKed, send approval requests as the engine opens them
+(every still-pending one again after a reconnect), and record approval verdicts
+in the approval book. A session that hears nothing for three heartbeat
 intervals is presumed dead. Between sessions the link waits a jittered
 exponential backoff, reset once a session got as far as `Welcome`. Batches not
 ACKed when a stream drops are sent again, same seq, on the next one.
@@ -24,9 +26,15 @@ from typing import Protocol
 import grpc
 
 from faregate.v1 import control_pb2, control_pb2_grpc, types_pb2
+from sidecar.approvals import ApprovalBook
 from sidecar.backoff import Backoff
 from sidecar.clock import Clock
-from sidecar.convert import snapshot_from_wire, usage_batch_to_pb
+from sidecar.convert import (
+    approval_request_to_pb,
+    approval_verdict_from_pb,
+    snapshot_from_wire,
+    usage_batch_to_pb,
+)
 from sidecar.outbox import UsageOutbox
 from sidecar.snapshot_store import SnapshotStore
 
@@ -94,6 +102,7 @@ class ControlLink:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         channel_factory: Callable[[str], grpc.aio.Channel] = grpc.aio.insecure_channel,
+        approvals: ApprovalBook | None = None,
     ) -> None:
         self._target = target
         self._identity = identity
@@ -108,6 +117,10 @@ class ControlLink:
         self._connected = False
         self._wake = asyncio.Event()
         outbox.on_full(self._wake.set)
+        # Not `approvals or ...`: an empty book has len() 0 and is falsy.
+        self._approvals = approvals if approvals is not None else ApprovalBook()
+        self._approvals_wake = asyncio.Event()
+        self._approvals.on_request(self._approvals_wake.set)
 
     @property
     def connected(self) -> bool:
@@ -162,6 +175,7 @@ class ControlLink:
                 asyncio.create_task(self._write(call, session), name="sync-write"),
                 asyncio.create_task(self._heartbeats(session), name="sync-heartbeat"),
                 asyncio.create_task(self._ship(session), name="sync-ship"),
+                asyncio.create_task(self._send_approvals(session), name="sync-approvals"),
                 asyncio.create_task(self._watch(session), name="sync-watch"),
             }
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -216,6 +230,8 @@ class ControlLink:
                 session.heartbeat_interval = welcome.heartbeat_interval_ms / 1000
             session.welcomed.set()
             self._set_connected(True)
+            # The last stream may have dropped requests it had queued or not yet sent.
+            self._approvals.resend_pending(self._clock.now_ms())
             log.info(
                 "connected to control plane %s (%s), snapshot %s",
                 self._target,
@@ -226,6 +242,13 @@ class ControlLink:
             self._apply_snapshot(message.snapshot.snapshot, session)
         elif kind == "usage_ack":
             self._acked(message.usage_ack, session)
+        elif kind == "approval":
+            verdict = approval_verdict_from_pb(message.approval)
+            if verdict is None:
+                log.warning("ignoring unusable approval decision %s", message.approval)
+            else:
+                log.info("approval %s: %s", verdict.approval_id, verdict.state.value)
+                self._approvals.apply(verdict, self._clock.now_ms())
         elif kind == "heartbeat":
             pass  # hearing it is the point; `last_heard` is already updated
         else:
@@ -287,6 +310,15 @@ class ControlLink:
                 self._observer.records_shipped(len(batch.records))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+
+    async def _send_approvals(self, session: _Session) -> None:
+        await session.welcomed.wait()
+        while True:
+            self._approvals_wake.clear()
+            for request in self._approvals.take_outgoing():
+                message = approval_request_to_pb(request)
+                session.send(control_pb2.SidecarMessage(approval_request=message))
+            await self._approvals_wake.wait()
 
     async def _watch(self, session: _Session) -> None:
         loop = asyncio.get_running_loop()

@@ -1,10 +1,10 @@
 """Maps the sidecar's own values to and from the wire types (`faregate.v1`).
 
-Route requests and decisions, usage reports and results, usage batches, and the
-snapshot file codec. Out-of-range enum numbers become `RequestError`s naming the
-field, so the Router service can answer INVALID_ARGUMENT. Shared snapshot and
-usage-record mapping lives in `faregate.convert`; this module only adds the
-sidecar's messages. No I/O, no clock.
+Route requests and decisions, usage reports and results, usage batches, approval
+requests out and verdicts in, and the snapshot file codec. Out-of-range enum numbers
+become `RequestError`s naming the field, so the Router service can answer
+INVALID_ARGUMENT. Shared snapshot and usage-record mapping lives in
+`faregate.convert`; this module only adds the sidecar's messages. No I/O, no clock.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from faregate.convert import (
     OUTCOME_FROM_PB,
     PRIORITY_FROM_PB,
     RISK_FROM_PB,
+    RISK_TO_PB,
     SENSITIVITY_FROM_PB,
     SnapshotDecodeError,
     snapshot_from_pb,
@@ -30,6 +31,7 @@ from faregate.convert import (
 )
 from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity, Snapshot
 from faregate.v1 import control_pb2, router_pb2, types_pb2
+from sidecar.approvals import ApprovalRequest, ApprovalState, ApprovalVerdict
 from sidecar.engine import Decision, RequestError, RouteRequest
 from sidecar.outbox import UsageBatch
 from sidecar.usage import ReportResult, UsageReport
@@ -70,6 +72,7 @@ def route_request_from_pb(message: router_pb2.RouteRequest) -> RouteRequest:
         approval_id=message.approval_id,
         required_compliance_tags=tuple(message.required_compliance_tags),
         trace_id=message.trace_id,
+        dry_run=message.dry_run,
     )
 
 
@@ -131,6 +134,47 @@ def usage_batch_to_pb(batch: UsageBatch) -> control_pb2.UsageBatch:
         incarnation=batch.incarnation,
         seq=batch.seq,
         records=[usage_to_pb(record) for record in batch.records],
+    )
+
+
+APPROVAL_STATE_FROM_PB: Mapping[int, ApprovalState] = MappingProxyType(
+    {
+        control_pb2.APPROVAL_STATE_PENDING: ApprovalState.PENDING,
+        control_pb2.APPROVAL_STATE_APPROVED: ApprovalState.APPROVED,
+        control_pb2.APPROVAL_STATE_DENIED: ApprovalState.DENIED,
+        control_pb2.APPROVAL_STATE_EXPIRED: ApprovalState.EXPIRED,
+    }
+)
+
+
+def approval_request_to_pb(request: ApprovalRequest) -> control_pb2.ApprovalRequest:
+    return control_pb2.ApprovalRequest(
+        approval_id=request.approval_id,
+        capability=request.capability,
+        tenant=request.tenant,
+        team=request.team,
+        model=request.model,
+        estimated_cost_nanos=request.estimated_cost_nanos,
+        risk=RISK_TO_PB[request.risk],
+        labels=dict(request.labels),
+        idempotency_key=request.idempotency_key,
+        decision_id=request.decision_id,
+    )
+
+
+def approval_verdict_from_pb(message: control_pb2.ApprovalDecision) -> ApprovalVerdict | None:
+    """None for a message this sidecar cannot act on (no id, or a state it does not know)."""
+    state = APPROVAL_STATE_FROM_PB.get(message.state)
+    if state is None or not message.approval_id:
+        return None
+    return ApprovalVerdict(
+        approval_id=message.approval_id,
+        state=state,
+        expires_at_unix_ms=message.expires_at_unix_ms,
+        max_uses=message.max_uses,
+        decided_by=message.decided_by,
+        reason=message.reason,
+        decided_at_unix_ms=message.decided_at_unix_ms,
     )
 
 

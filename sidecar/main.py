@@ -32,15 +32,20 @@ from prometheus_client import CollectorRegistry
 
 from faregate.model import Snapshot
 from faregate.v1 import router_pb2, router_pb2_grpc
+from sidecar.approvals import ApprovalBook
 from sidecar.clock import SystemClock
+from sidecar.compiled import PolicyCache
+from sidecar.context import Runtime
 from sidecar.control_link import ControlLink, Identity
 from sidecar.convert import SnapshotFileCodec
-from sidecar.decider import Decider
+from sidecar.decider import Decider, new_approval_id
+from sidecar.local_spend import LocalSpendPressure
 from sidecar.metrics import MetricsServer, SidecarMetrics
 from sidecar.outbox import UsageOutbox
 from sidecar.router_service import RouterService
 from sidecar.snapshot_store import SnapshotStore
 from sidecar.state_dir import load_or_create_sidecar_id, write_atomic
+from sidecar.throttle import ThrottleBook
 from sidecar.usage import DecisionRegistry, UsageRecorder
 
 log = logging.getLogger("faregate.sidecar")
@@ -163,12 +168,22 @@ class Sidecar:
         incarnation = uuid.uuid4().hex
         self.registry = CollectorRegistry()
         self.metrics = SidecarMetrics(self.registry)
-        self.store = SnapshotStore(options.state_dir, SnapshotFileCodec())
+        # One cache: the store compiles each snapshot's policy as it checks it, and the
+        # decider finds it there.
+        policies = PolicyCache()
+        self.store = SnapshotStore(options.state_dir, SnapshotFileCodec(), policies)
         self.store.subscribe(self.metrics.snapshot_applied)
         self.outbox = UsageOutbox(incarnation)
         decisions = DecisionRegistry(clock)
-        self.decider = Decider(self.store, decisions)
-        self.recorder = UsageRecorder(options.service, decisions, self.outbox, self.store, clock)
+        self.approvals = ApprovalBook()
+        self.spend = LocalSpendPressure(self.store)
+        runtime = Runtime(ThrottleBook(), self.approvals, new_approval_id, self.spend)
+        self.decider = Decider(
+            self.store, decisions, clock=clock, runtime=runtime, policies=policies
+        )
+        self.recorder = UsageRecorder(
+            options.service, decisions, self.outbox, self.store, clock, settled=self.spend.settled
+        )
         sidecar_id = load_or_create_sidecar_id(options.state_dir, lambda: uuid.uuid4().hex)
         identity = Identity(
             sidecar_id=sidecar_id,
@@ -179,7 +194,13 @@ class Sidecar:
             pid=os.getpid(),
         )
         self.link = ControlLink(
-            options.controlplane, identity, self.store, self.outbox, self.metrics, clock
+            options.controlplane,
+            identity,
+            self.store,
+            self.outbox,
+            self.metrics,
+            clock,
+            approvals=self.approvals,
         )
         # The typing stubs only know the synchronous servicer; this is its asyncio twin.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]

@@ -28,6 +28,19 @@ class SidecarMetrics:
             ["action", "capability", "model"],
             registry=registry,
         )
+        self.decision_rules = Counter(
+            f"{_PREFIX}_decision_rules",
+            "Rules fired in Route decisions, by the decision's action and the rule's name "
+            "(details such as models and costs left out, so the label set stays bounded).",
+            ["action", "rule"],
+            registry=registry,
+        )
+        self.dry_runs = Counter(
+            f"{_PREFIX}_dry_runs",
+            "Dry-run Route calls (explanations without effects), by action.",
+            ["action"],
+            registry=registry,
+        )
         self.estimated_cost = Counter(
             f"{_PREFIX}_estimated_cost_nanos",
             "Worst-case cost of allowed decisions, nano-USD.",
@@ -79,9 +92,18 @@ class SidecarMetrics:
         )
         self._snapshot_labels: tuple[str, str] | None = None
 
-    def decided(self, capability: str, decision: Decision, seconds: float) -> None:
+    def decided(
+        self, capability: str, decision: Decision, seconds: float, dry_run: bool = False
+    ) -> None:
         self.route_seconds.observe(seconds)
-        self.decisions.labels(decision.action.value, capability, decision.model).inc()
+        action = decision.action.value
+        if dry_run:
+            # An explanation, not traffic: kept out of the decision and cost series.
+            self.dry_runs.labels(action).inc()
+            return
+        self.decisions.labels(action, capability, decision.model).inc()
+        for rule in decision.rules:
+            self.decision_rules.labels(action, rule.rule).inc()
         if decision.allows_call:
             self.estimated_cost.labels(capability, decision.model).inc(
                 decision.estimated_cost_nanos

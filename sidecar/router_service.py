@@ -52,7 +52,8 @@ class RouterService(router_pb2_grpc.RouterServicer):
             await _invalid(context, exc)
         except NoSnapshotError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        self._metrics.decided(request.capability, decision, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._metrics.decided(request.capability, decision, elapsed, dry_run=request.dry_run)
         return decision_to_pb(decision)
 
     async def Report(

@@ -6,6 +6,9 @@ old or the new snapshot, never a mix. A snapshot is checked in full before it is
 applied (all or nothing) and then written to `STATE_DIR/snapshot.pb`, which is
 loaded at start so that Route keeps serving while the control plane is away
 (fail-static). How a snapshot becomes bytes is the injected `SnapshotCodec`.
+Checking includes compiling the snapshot's policy (`compiled.PolicyCache`), so a
+guardrails or governance section that does not decode is rejected, and the
+decider sharing the cache finds it compiled.
 Must not import gRPC or the wire types.
 """
 
@@ -17,6 +20,8 @@ from pathlib import Path
 from typing import Protocol
 
 from faregate.model import Snapshot
+from faregate.policy import PolicyDecodeError
+from sidecar.compiled import PolicyCache
 from sidecar.snapshot_check import check_snapshot
 from sidecar.state_dir import write_atomic
 
@@ -45,9 +50,12 @@ class SnapshotRejected(ValueError):
 
 
 class SnapshotStore:
-    def __init__(self, state_dir: Path, codec: SnapshotCodec) -> None:
+    def __init__(
+        self, state_dir: Path, codec: SnapshotCodec, policies: PolicyCache | None = None
+    ) -> None:
         self._path = state_dir / SNAPSHOT_FILE
         self._codec = codec
+        self._policies = policies if policies is not None else PolicyCache()
         self._current: Snapshot | None = None
         self._listeners: list[Callable[[Snapshot], None]] = []
 
@@ -96,7 +104,12 @@ class SnapshotStore:
         self._swap(snapshot)
 
     def _check(self, snapshot: Snapshot) -> None:
-        problems = check_snapshot(snapshot)
+        problems = list(check_snapshot(snapshot))
+        if not problems:
+            try:
+                self._policies.get(snapshot)
+            except PolicyDecodeError as exc:
+                problems.append(str(exc))
         if problems:
             raise SnapshotRejected("; ".join(problems))
 

@@ -3,7 +3,8 @@
 Route leaves a `DecisionRecord` in the `DecisionRegistry` (bounded, and each entry
 expires) holding what Report needs later: who asked, which model at which price,
 and the estimate. Report looks the decision up, prices the actual tokens with
-`faregate.pricing.cost_nanos` and appends a `UsageRecord` to the outbox. Each
+`faregate.pricing.cost_nanos`, appends a `UsageRecord` to the outbox and tells the
+optional `settled` listener (local budget tallies). Each
 decision is counted once: a second report of it is answered as a duplicate with
 the cost of the first, and counts nothing.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -179,8 +180,10 @@ class UsageRecorder:
         sink: UsageSink,
         snapshots: SnapshotSource,
         clock: Clock,
+        settled: Callable[[UsageRecord], None] | None = None,
     ) -> None:
         self._service = service
+        self._settled = settled
         self._registry = registry
         self._sink = sink
         self._snapshots = snapshots
@@ -211,35 +214,36 @@ class UsageRecorder:
         cost = cost_nanos(
             price, report.input_tokens, report.cached_input_tokens, report.output_tokens
         )
-        self._sink.append(
-            UsageRecord(
-                decision_id=decision.decision_id,
-                service=self._service,
-                capability=decision.capability,
-                tenant=decision.tenant,
-                team=decision.team,
-                model=model,
-                provider=provider,
-                action=decision.action,
-                input_tokens=report.input_tokens,
-                cached_input_tokens=report.cached_input_tokens,
-                output_tokens=report.output_tokens,
-                cost_nanos=cost,
-                estimated_cost_nanos=decision.estimated_cost_nanos,
-                reserved_cost_nanos=decision.reserved_cost_nanos,
-                price_version=price.version,
-                config_version=decision.config_version,
-                outcome=report.outcome,
-                latency_ms=report.latency_ms,
-                decided_at_unix_ms=decision.decided_at_unix_ms,
-                reported_at_unix_ms=self._clock.now_ms(),
-                business_value_nanos=report.business_value_nanos,
-                outcome_label=report.outcome_label,
-                labels=MappingProxyType({**decision.labels, **report.labels}),
-                trace_id=decision.trace_id,
-            )
+        usage = UsageRecord(
+            decision_id=decision.decision_id,
+            service=self._service,
+            capability=decision.capability,
+            tenant=decision.tenant,
+            team=decision.team,
+            model=model,
+            provider=provider,
+            action=decision.action,
+            input_tokens=report.input_tokens,
+            cached_input_tokens=report.cached_input_tokens,
+            output_tokens=report.output_tokens,
+            cost_nanos=cost,
+            estimated_cost_nanos=decision.estimated_cost_nanos,
+            reserved_cost_nanos=decision.reserved_cost_nanos,
+            price_version=price.version,
+            config_version=decision.config_version,
+            outcome=report.outcome,
+            latency_ms=report.latency_ms,
+            decided_at_unix_ms=decision.decided_at_unix_ms,
+            reported_at_unix_ms=self._clock.now_ms(),
+            business_value_nanos=report.business_value_nanos,
+            outcome_label=report.outcome_label,
+            labels=MappingProxyType({**decision.labels, **report.labels}),
+            trace_id=decision.trace_id,
         )
+        self._sink.append(usage)
         self._registry.mark_reported(report.decision_id, cost)
+        if self._settled is not None:
+            self._settled(usage)
         return ReportResult(report.decision_id, accepted=True, cost_nanos=cost)
 
     def _priced_model(

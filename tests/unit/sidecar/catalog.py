@@ -8,9 +8,12 @@ out: tiny 300_000, small 450_000, local 550_000, tagged 600_000, big 10_500_000;
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from faregate.model import (
     Action,
+    Budget,
     Capability,
     Locality,
     Model,
@@ -22,6 +25,13 @@ from faregate.model import (
     UsageRecord,
     content_version,
 )
+from faregate.policy import Governance, Guardrails, governance_to_json, guardrails_to_json
+from sidecar.context import Runtime
+from sidecar.decision import Decision, RouteRequest
+from sidecar.engine import decide
+from sidecar.pressure import NO_PRESSURE, BudgetPressure
+
+T0 = 1_800_000_000_000
 
 
 class FakeClock:
@@ -112,14 +122,27 @@ def make_snapshot(
     models: tuple[Model, ...] = (BIG, SMALL, TINY, LOCAL, TAGGED, OFFLINE, LONG),
     capabilities: tuple[Capability, ...] = (CHAT, ESSAY),
     revision: int = 1,
+    *,
+    guardrails: Guardrails | Mapping[str, Any] | None = None,
+    governance: Governance | Mapping[str, Any] | None = None,
+    budgets: tuple[Budget, ...] = (),
 ) -> Snapshot:
-    """A snapshot whose version is its content hash, as the control plane makes them."""
+    """A snapshot whose version is its content hash, as the control plane makes them.
+
+    Policy sections may be typed (written as the control plane writes them) or raw JSON."""
+    if isinstance(guardrails, Guardrails):
+        guardrails = guardrails_to_json(guardrails)
+    if isinstance(governance, Governance):
+        governance = governance_to_json(governance)
     draft = Snapshot(
         version="",
         revision=revision,
         created_at_unix_ms=1_800_000_000_000,
         models=models,
         capabilities=capabilities,
+        budgets=budgets,
+        guardrails=guardrails or {},
+        governance=governance or {},
     )
     return dataclasses.replace(draft, version=content_version(draft))
 
@@ -148,3 +171,23 @@ def record(n: int) -> UsageRecord:
         decided_at_unix_ms=0,
         reported_at_unix_ms=0,
     )
+
+
+class Engine:
+    """The pure engine with state kept between calls, on a fake clock."""
+
+    def __init__(self, snapshot: Snapshot, pressure: BudgetPressure = NO_PRESSURE) -> None:
+        self.snapshot = snapshot
+        self.runtime = Runtime.fresh(pressure)
+        self.now = T0
+        self._ids = 0
+
+    def route(self, request: RouteRequest) -> Decision:
+        self._ids += 1
+        return decide(
+            self.snapshot, request, f"d-{self._ids}", now_ms=self.now, runtime=self.runtime
+        )
+
+
+def rule_names(decision: Decision) -> tuple[str, ...]:
+    return tuple(rule for rule, _ in decision.rules)

@@ -16,7 +16,10 @@ import grpc
 import pytest
 
 from faregate.convert import snapshot_to_pb
+from faregate.model import RiskLevel
+from faregate.policy import Governance
 from faregate.v1 import control_pb2
+from sidecar.approvals import ApprovalBook, ApprovalRequest, ApprovalState
 from sidecar.backoff import Backoff
 from sidecar.control_link import ControlLink, Identity
 from sidecar.convert import SnapshotFileCodec
@@ -102,6 +105,7 @@ class Harness:
     outbox: UsageOutbox
     observer: Observer
     calls: asyncio.Queue[FakeCall]
+    approvals: ApprovalBook
 
     async def next_call(self) -> FakeCall:
         return await asyncio.wait_for(self.calls.get(), STEP)
@@ -119,6 +123,7 @@ def run_with_link(tmp_path: Path, scenario: Callable[[Harness], Awaitable[None]]
         store = SnapshotStore(tmp_path, SnapshotFileCodec())
         outbox = UsageOutbox("inc-1")
         observer = Observer()
+        approvals = ApprovalBook()
         link = ControlLink(
             "cp:7400",
             Identity(sidecar_id="sc-1", service="svc", incarnation="inc-1", pid=42),
@@ -129,10 +134,11 @@ def run_with_link(tmp_path: Path, scenario: Callable[[Harness], Awaitable[None]]
             backoff=Backoff(uniform=lambda low, high: 0.0),
             flush_interval=0.01,
             channel_factory=lambda target: FakeChannel(calls),  # type: ignore[arg-type,return-value]
+            approvals=approvals,
         )
         task = asyncio.create_task(link.run())
         try:
-            await scenario(Harness(link, store, outbox, observer, calls))
+            await scenario(Harness(link, store, outbox, observer, calls, approvals))
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -220,5 +226,59 @@ def test_duplicate_ack_also_releases_the_batch(tmp_path: Path) -> None:
             )
         )
         assert await h.link.drain(STEP)
+
+    run_with_link(tmp_path, scenario)
+
+
+def pending_request(approval_id: str) -> ApprovalRequest:
+    return ApprovalRequest(
+        approval_id, "chat", "acme", "risk", "big", 165_000_000, RiskLevel.HIGH, {"case": "7"}
+    )
+
+
+def test_approval_requests_are_sent_and_resent_after_reconnect(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        now = FakeClock().now
+        h.approvals.open(pending_request("ap-0"), now, 60_000)  # opened while offline
+        call, _ = await h.welcome()
+        first = (await call.expect("approval_request")).approval_request
+        assert (first.approval_id, first.model, first.risk) == ("ap-0", "big", 3)
+        assert dict(first.labels) == {"case": "7"}
+        h.approvals.open(pending_request("ap-1"), now, 60_000)
+        assert (await call.expect("approval_request")).approval_request.approval_id == "ap-1"
+
+        call.end()  # dropped: neither may have reached the control plane
+        again, _ = await h.welcome()
+        resent = [(await again.expect("approval_request")).approval_request for _ in range(2)]
+        assert sorted(r.approval_id for r in resent) == ["ap-0", "ap-1"]
+
+    run_with_link(tmp_path, scenario)
+
+
+def test_approval_decisions_reach_the_book(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        call, _ = await h.welcome()
+        decision = control_pb2.ApprovalDecision(
+            approval_id="ap-9",
+            state=control_pb2.APPROVAL_STATE_APPROVED,
+            expires_at_unix_ms=FakeClock().now + 1_000,
+            max_uses=3,
+            decided_by="alice",
+        )
+        call.push(approval=decision)
+        call.push(approval=control_pb2.ApprovalDecision(approval_id="ap-x", state=42))
+        call.push(heartbeat=control_pb2.Heartbeat())
+        for _ in range(100):
+            if len(h.approvals):
+                break
+            await asyncio.sleep(0.01)
+        status = h.approvals.find("ap-9", "acme", "chat", "", FakeClock().now, Governance())
+        assert status is not None
+        assert (status.state, status.uses_left, status.decided_by) == (
+            ApprovalState.APPROVED,
+            3,
+            "alice",
+        )
+        assert len(h.approvals) == 1  # the unknown state was ignored
 
     run_with_link(tmp_path, scenario)

@@ -6,9 +6,12 @@ import pytest
 
 from faregate.convert import SnapshotDecodeError
 from faregate.model import Action, Complexity, Outcome, Priority, RiskLevel, Sensitivity
-from faregate.v1 import router_pb2, types_pb2
+from faregate.v1 import control_pb2, router_pb2, types_pb2
+from sidecar.approvals import ApprovalRequest, ApprovalState, ApprovalVerdict
 from sidecar.convert import (
     SnapshotFileCodec,
+    approval_request_to_pb,
+    approval_verdict_from_pb,
     decision_to_pb,
     report_response_to_pb,
     route_request_from_pb,
@@ -162,3 +165,35 @@ def test_snapshot_file_codec_round_trip() -> None:
 def test_snapshot_file_codec_refuses_garbage() -> None:
     with pytest.raises(SnapshotDecodeError):
         SnapshotFileCodec().decode(b"\xff\xff\xff")
+
+
+def test_dry_run_is_read() -> None:
+    request = route_request_from_pb(router_pb2.RouteRequest(capability="chat", dry_run=True))
+    assert request.dry_run
+    assert not route_request_from_pb(router_pb2.RouteRequest(capability="chat")).dry_run
+
+
+def test_approval_request_to_pb_and_verdict_from_pb() -> None:
+    request = ApprovalRequest(
+        "ap-1", "chat", "acme", "risk", "big", 5, RiskLevel.CRITICAL, {"k": "v"}, "key", "d-1"
+    )
+    message = approval_request_to_pb(request)
+    assert message.risk == types_pb2.RISK_LEVEL_CRITICAL
+    assert (message.approval_id, message.idempotency_key, message.decision_id) == (
+        "ap-1",
+        "key",
+        "d-1",
+    )
+    assert dict(message.labels) == {"k": "v"}
+    verdict = approval_verdict_from_pb(
+        control_pb2.ApprovalDecision(
+            approval_id="ap-1",
+            state=control_pb2.APPROVAL_STATE_DENIED,
+            reason="no",
+            decided_by="bob",
+        )
+    )
+    assert verdict == ApprovalVerdict("ap-1", ApprovalState.DENIED, decided_by="bob", reason="no")
+    unknown = control_pb2.ApprovalDecision(approval_id="ap-1", state=99)
+    assert approval_verdict_from_pb(unknown) is None
+    assert approval_verdict_from_pb(control_pb2.ApprovalDecision(state=2)) is None

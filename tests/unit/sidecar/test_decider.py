@@ -6,10 +6,12 @@ import itertools
 
 import pytest
 
-from faregate.model import Snapshot
+from faregate.model import Action, Capability, RiskLevel, RoutingPolicy, Snapshot
+from faregate.policy import Governance, Guardrails, Throttle
+from sidecar.approvals import ApprovalState, ApprovalVerdict
 from sidecar.decider import Decider, NoSnapshotError
 from sidecar.engine import Decision, RequestError, RouteRequest
-from tests.unit.sidecar.catalog import make_snapshot
+from tests.unit.sidecar.catalog import FakeClock, make_snapshot
 
 
 class Source:
@@ -97,3 +99,62 @@ def test_default_ids_are_uuid_hex() -> None:
     decision_id = decider.route(RouteRequest("chat")).decision_id
     assert len(decision_id) == 32
     int(decision_id, 16)
+
+
+def governed_decider() -> tuple[Decider, Sink, FakeClock]:
+    """Chat routed `ordered` to big (10.5M nanos: the high band), on a fake clock."""
+    capability = Capability("chat", "", 500, ("big", "small", "tiny"), RoutingPolicy("ordered"))
+    snapshot = make_snapshot(
+        capabilities=(capability,),
+        guardrails=Guardrails(throttles=(Throttle("one", requests_per_second=1, burst=1),)),
+    )
+    counter = itertools.count(1)
+    clock = FakeClock()
+    sink = Sink()
+    decider = Decider(Source(snapshot), sink, new_id=lambda: f"d-{next(counter)}", clock=clock)
+    return decider, sink, clock
+
+
+def test_dry_run_is_neither_remembered_nor_replayed() -> None:
+    decider, sink, _ = governed_decider()
+    dry = RouteRequest("chat", idempotency_key="k", dry_run=True)
+    assert decider.route(dry).action is Action.ALLOW
+    assert decider.route(dry).action is Action.ALLOW  # took no token
+    assert sink.remembered == []
+    real = decider.route(RouteRequest("chat", idempotency_key="k"))
+    assert real.decision_id == "d-3"  # the dry runs left nothing to replay
+    assert decider.route(RouteRequest("chat", idempotency_key="k", dry_run=True)).action is (
+        Action.THROTTLE
+    )
+
+
+def test_throttle_is_not_replayed_to_a_retry() -> None:
+    decider, _, clock = governed_decider()
+    decider.route(RouteRequest("chat"))
+    throttled = decider.route(RouteRequest("chat", idempotency_key="k"))
+    assert throttled.action is Action.THROTTLE
+    clock.now += throttled.retry_after_ms
+    retry = decider.route(RouteRequest("chat", idempotency_key="k"))
+    assert retry.action is Action.ALLOW
+    assert decider.route(RouteRequest("chat", idempotency_key="k")) == retry
+
+
+def test_approval_retry_by_key_is_decided_afresh_then_replayed() -> None:
+    decider, sink, clock = governed_decider()
+    request = RouteRequest(
+        "chat", tenant="acme", risk=RiskLevel.HIGH, input_tokens=1_000, idempotency_key="k"
+    )
+    pending = decider.route(request)
+    assert pending.action is Action.APPROVAL_REQUIRED
+    assert decider.route(request).approval_id == pending.approval_id
+    book = decider.runtime.approvals
+    book.apply(
+        ApprovalVerdict(pending.approval_id, ApprovalState.APPROVED, clock.now + 60_000, 1),
+        clock.now,
+    )
+    granted = decider.route(request)
+    assert granted.action is Action.ALLOW
+    assert decider.route(request) == granted  # replayed: no second use counted
+    status = book.find(pending.approval_id, "acme", "chat", "", clock.now, Governance())
+    assert status is not None and status.state is ApprovalState.EXHAUSTED
+    assert len(sink.remembered) == 3

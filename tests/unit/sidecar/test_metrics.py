@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from faregate.model import Action
-from sidecar.engine import Decision
+from sidecar.engine import Decision, RuleFired
 from sidecar.metrics import SidecarMetrics
 from sidecar.usage import ReportResult
 from tests.unit.sidecar.catalog import make_snapshot
@@ -59,3 +59,18 @@ def test_link_and_snapshot_state() -> None:
     assert value(registry, info, version=second.version, revision="2") == 1
     # Only the snapshot being served is exported.
     assert value(registry, info, version=first.version, revision="1") is None
+
+
+def test_rules_are_counted_by_name_and_dry_runs_apart() -> None:
+    registry = CollectorRegistry()
+    metrics = SidecarMetrics(registry)
+    rules = (RuleFired("blocked:no-large", "removed big"), RuleFired("routing:cheapest", "x"))
+    allow = Decision("d", Action.DOWNGRADE, "v1", model="small", rules=rules)
+    metrics.decided("chat", allow, 0.0001)
+    metrics.decided("chat", allow, 0.0001, dry_run=True)
+    name = "faregate_sidecar_decision_rules_total"
+    assert value(registry, name, action="downgrade", rule="blocked:no-large") == 1
+    assert value(registry, name, action="downgrade", rule="routing:cheapest") == 1
+    assert value(registry, "faregate_sidecar_dry_runs_total", action="downgrade") == 1
+    decisions = "faregate_sidecar_decisions_total"
+    assert value(registry, decisions, action="downgrade", capability="chat", model="small") == 1
