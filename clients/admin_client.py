@@ -14,7 +14,14 @@ from typing import Self, TypeVar
 import grpc
 
 from clients import convert
-from clients.admin_results import ApplyResult, RevisionInfo, SidecarList, SpendReport
+from clients.admin_results import (
+    ApplyResult,
+    Approval,
+    ApprovalDecision,
+    RevisionInfo,
+    SidecarList,
+    SpendReport,
+)
 from clients.errors import FaregateError, from_rpc_error
 from faregate.convert import SnapshotDecodeError, snapshot_from_pb
 from faregate.model import Snapshot
@@ -74,6 +81,36 @@ class AdminClient:
         request = admin_pb2.SpendRequest(window_ms=window_ms, group_by=group_by)
         response = self._call(lambda: self._stub.GetSpend(request, timeout=self._timeout))
         return convert.spend(response)
+
+    def list_approvals(self, include_decided: bool = False) -> list[Approval]:
+        """Pending approvals, or all of them (newest first) with `include_decided`."""
+        request = admin_pb2.ListApprovalsRequest(include_decided=include_decided)
+        response = self._call(lambda: self._stub.ListApprovals(request, timeout=self._timeout))
+        return convert.approvals(response)
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        decided_by: str,
+        reason: str = "",
+        valid_for_ms: int = 0,
+        max_uses: int = 0,
+    ) -> ApprovalDecision:
+        """Approve or deny once; 0 for `valid_for_ms`/`max_uses` means the governance
+        default. A decided or expired approval raises `FailedPreconditionError`, an
+        unknown one `NotFoundError`."""
+        request = admin_pb2.DecideApprovalRequest(
+            approval_id=approval_id,
+            approve=approve,
+            valid_for_ms=valid_for_ms,
+            max_uses=max_uses,
+            reason=reason,
+            decided_by=decided_by,
+        )
+        message = self._call(lambda: self._stub.DecideApproval(request, timeout=self._timeout))
+        return convert.approval_decision(message)
 
     def close(self) -> None:
         self._channel.close()

@@ -6,7 +6,9 @@ Frozen dataclasses only. Pure: must not import gRPC or the wire types (`faregate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +83,42 @@ class SpendReport:
     total_requests: int
     window_ms: int  # 0: all time
     group_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDecision:
+    """Where an approval stands: `pending`, `approved`, `denied` or `expired`.
+
+    `expires_at_unix_ms` is when a pending request lapses, or when an approval stops
+    being valid (0 for a denial)."""
+
+    approval_id: str
+    state: str
+    expires_at_unix_ms: int = 0
+    max_uses: int = 0
+    decided_by: str = ""
+    reason: str = ""
+    decided_at_unix_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A request a sidecar held for an operator's approval, and its decision."""
+
+    approval_id: str
+    decision: ApprovalDecision
+    capability: str
+    tenant: str = ""
+    team: str = ""
+    model: str = ""
+    estimated_cost_nanos: int = 0
+    risk: str = ""
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    idempotency_key: str = ""
+    decision_id: str = ""
+    sidecar_id: str = ""
+    requested_at_unix_ms: int = 0
+
+    @property
+    def state(self) -> str:
+        return self.decision.state

@@ -1,116 +1,48 @@
-"""The `faregate` admin CLI: apply configuration, inspect the catalog, sidecars and spend.
+"""The `faregate` admin CLI: apply configuration, inspect the catalog, sidecars and spend,
+decide approvals, explain a decision.
 
-Wiring only: click commands call an Admin client and print `clients.views` as rich
-tables or JSON. The client comes from `CliContext.admin_factory`, so tests pass a fake
-one through `obj=`. Exit codes: 0 ok, 1 rejected by the server, 2 bad usage (including
-a missing file), 3 control plane unreachable. Must not import the servers.
+Wiring only: click commands call an Admin client (or, for `explain`, a sidecar's
+Router) and print `clients.views` as rich tables or JSON. The clients come from
+`CliContext.admin_factory` and `router_factory`, so tests pass fakes through `obj=`.
+Exit codes: 0 ok, 1 rejected by the server, 2 bad usage (including a missing file),
+3 control plane (or sidecar) unreachable. Must not import the servers.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import click
-from rich.console import Console
 
-from clients.admin_client import AdminClient
-from clients.admin_results import ApplyResult, RevisionInfo, SidecarList, SpendReport
-from clients.durations import DurationError, parse_window
-from clients.errors import (
-    DeadlineExceededError,
-    FaregateError,
-    InvalidArgumentError,
-    UnavailableError,
+from clients.cli_approvals import approvals
+from clients.cli_context import (
+    DEFAULT_CONTROLPLANE,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    GROUP_BY,
+    AdminApi,
+    CliContext,
+    RouterApi,
+    admin_session,
+    author,
+    output_console,
+    show,
 )
+from clients.cli_explain import explain
+from clients.durations import DurationError, parse_window
+from clients.errors import InvalidArgumentError
 from clients.views import (
-    View,
     apply_summary,
     apply_view,
     capabilities_view,
     models_view,
-    render,
     revisions_view,
     sidecars_view,
     spend_view,
     tenants_view,
 )
-from faregate.model import Snapshot
 
-DEFAULT_CONTROLPLANE = "127.0.0.1:7400"
-GROUP_BY = ("capability", "model", "team", "tenant", "service", "provider")
-EXIT_REJECTED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
-
-
-class AdminApi(Protocol):
-    """What the CLI needs from an Admin client (`AdminClient`, or a fake in tests)."""
-
-    def apply_config(
-        self, yaml_text: str, source_name: str = "", *, dry_run: bool = False, author: str = ""
-    ) -> ApplyResult: ...
-    def list_revisions(self, limit: int = 0) -> list[RevisionInfo]: ...
-    def get_snapshot(self, revision: int = 0) -> Snapshot: ...
-    def list_sidecars(self) -> SidecarList: ...
-    def spend(self, window_ms: int = 0, group_by: str = "capability") -> SpendReport: ...
-    def close(self) -> None: ...
-
-
-@dataclass
-class CliContext:
-    admin_factory: Callable[[str], AdminApi] = AdminClient
-    clock: Callable[[], float] = time.time
-    controlplane: str = DEFAULT_CONTROLPLANE
-    output: str = "table"
-
-
-@contextmanager
-def _admin(ctx: CliContext) -> Iterator[AdminApi]:
-    """An Admin client whose transport failures end the command with one clear line."""
-    admin = ctx.admin_factory(ctx.controlplane)
-    try:
-        yield admin
-    except (UnavailableError, DeadlineExceededError) as error:
-        why = "no answer in time" if isinstance(error, DeadlineExceededError) else "no connection"
-        click.echo(
-            f"faregate: cannot reach the control plane at {ctx.controlplane} ({why}); "
-            "is it running? Set --controlplane or FAREGATE_CONTROLPLANE.",
-            err=True,
-        )
-        raise click.exceptions.Exit(EXIT_UNREACHABLE) from None
-    except FaregateError as error:
-        click.echo(f"faregate: the control plane refused: {error}", err=True)
-        raise click.exceptions.Exit(EXIT_REJECTED) from None
-    finally:
-        admin.close()
-
-
-def _console() -> Console:
-    """A terminal gets tables at its own width; a pipe or file gets them unwrapped,
-    so that `grep` and `awk` see whole names."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    return console
-
-
-def _show(ctx: CliContext, view: View, after: str = "") -> None:
-    if ctx.output == "json":
-        click.echo(json.dumps(view.data, indent=2, sort_keys=False))
-        return
-    console = _console()
-    if view.rows or view.total is not None:
-        console.print(render(view))
-    else:
-        console.print(f"{view.title}: none")
-    if after:
-        console.print(after)
+__all__ = ["AdminApi", "CliContext", "RouterApi", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -132,13 +64,16 @@ def _show(ctx: CliContext, view: View, after: str = "") -> None:
 )
 @click.pass_context
 def cli(ctx: click.Context, controlplane: str, output: str) -> None:
-    """Operate Faregate: apply configuration, inspect models, sidecars and spend.
+    """Operate Faregate: apply configuration, inspect models, sidecars and spend,
+    decide approvals and explain decisions.
 
     \b
     Examples:
       faregate apply -f examples/faregate.yaml --dry-run
       faregate get sidecars
       faregate spend --window 24h --by team
+      faregate approvals list
+      faregate explain summarization --sidecar 127.0.0.1:7401 --risk high
       faregate -o json get models | jq '.[].name'
     """
     settings = ctx.ensure_object(CliContext)
@@ -177,25 +112,18 @@ def apply(ctx: CliContext, path: str, dry_run: bool) -> None:
     except (OSError, UnicodeDecodeError) as error:
         click.echo(f"faregate: cannot read {path}: {error}", err=True)
         raise click.exceptions.Exit(EXIT_USAGE) from None
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         try:
-            result = admin.apply_config(text, path, dry_run=dry_run, author=_author())
+            result = admin.apply_config(text, path, dry_run=dry_run, author=author())
         except InvalidArgumentError as error:
             click.echo(f"faregate: {path} was rejected; nothing was applied:", err=True)
             for line in error.lines:
                 click.echo(f"  {line}", err=True)
             raise click.exceptions.Exit(EXIT_REJECTED) from None
     if result.changes or ctx.output == "json":
-        _show(ctx, apply_view(result), after=apply_summary(result))
+        show(ctx, apply_view(result), after=apply_summary(result))
     else:
-        _console().print(apply_summary(result))
-
-
-def _author() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "")
+        output_console().print(apply_summary(result))
 
 
 @cli.group()
@@ -219,9 +147,9 @@ def models(ctx: CliContext) -> None:
     Example:
       faregate get models
     """
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         snapshot = admin.get_snapshot()
-    _show(ctx, models_view(snapshot))
+    show(ctx, models_view(snapshot))
 
 
 @get.command()
@@ -233,9 +161,9 @@ def capabilities(ctx: CliContext) -> None:
     Example:
       faregate get capabilities
     """
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         snapshot = admin.get_snapshot()
-    _show(ctx, capabilities_view(snapshot))
+    show(ctx, capabilities_view(snapshot))
 
 
 @get.command()
@@ -247,9 +175,9 @@ def tenants(ctx: CliContext) -> None:
     Example:
       faregate get tenants
     """
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         snapshot = admin.get_snapshot()
-    _show(ctx, tenants_view(snapshot))
+    show(ctx, tenants_view(snapshot))
 
 
 @get.command()
@@ -264,9 +192,9 @@ def sidecars(ctx: CliContext) -> None:
     Example:
       faregate get sidecars
     """
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         listing = admin.list_sidecars()
-    _show(ctx, sidecars_view(listing, now_ms=int(ctx.clock() * 1000)))
+    show(ctx, sidecars_view(listing, now_ms=int(ctx.clock() * 1000)))
 
 
 @get.command()
@@ -279,9 +207,9 @@ def revisions(ctx: CliContext, limit: int) -> None:
     Example:
       faregate get revisions --limit 5
     """
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         listed = admin.list_revisions(limit)
-    _show(ctx, revisions_view(listed))
+    show(ctx, revisions_view(listed))
 
 
 def _window(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -319,9 +247,13 @@ def spend(ctx: CliContext, window_ms: int, group_by: str) -> None:
       faregate spend --window 7d --by team   # chargeback view
       faregate spend --window all --by model -o json
     """
-    with _admin(ctx) as admin:
+    with admin_session(ctx) as admin:
         report = admin.spend(window_ms, group_by)
-    _show(ctx, spend_view(report))
+    show(ctx, spend_view(report))
+
+
+cli.add_command(approvals)
+cli.add_command(explain)
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from typing import TypeVar
 
 from clients.admin_results import (
     ApplyResult,
+    Approval,
+    ApprovalDecision,
     ConfigChange,
     RevisionInfo,
     SidecarInfo,
@@ -28,11 +30,12 @@ from faregate.convert import (
     COMPLEXITY_TO_PB,
     OUTCOME_TO_PB,
     PRIORITY_TO_PB,
+    RISK_FROM_PB,
     RISK_TO_PB,
     SENSITIVITY_TO_PB,
 )
 from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity
-from faregate.v1 import admin_pb2, router_pb2
+from faregate.v1 import admin_pb2, control_pb2, router_pb2
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -69,6 +72,7 @@ def route_request(
     approval_id: str,
     required_compliance_tags: Iterable[str],
     trace_id: str,
+    dry_run: bool = False,
 ) -> router_pb2.RouteRequest:
     """Build a RouteRequest, rejecting what is wrong before it costs a round trip."""
     if not capability:
@@ -90,6 +94,7 @@ def route_request(
         approval_id=approval_id,
         required_compliance_tags=list(required_compliance_tags),
         trace_id=trace_id,
+        dry_run=dry_run,
     )
     # A proto3 `optional`: only set it when given, so "unset" stays distinguishable from 0.
     if complexity_score is not None:
@@ -258,3 +263,48 @@ def spend(response: admin_pb2.SpendResponse) -> SpendReport:
         window_ms=response.window_ms,
         group_by=response.group_by,
     )
+
+
+_APPROVAL_STATES = {
+    control_pb2.APPROVAL_STATE_PENDING: "pending",
+    control_pb2.APPROVAL_STATE_APPROVED: "approved",
+    control_pb2.APPROVAL_STATE_DENIED: "denied",
+    control_pb2.APPROVAL_STATE_EXPIRED: "expired",
+}
+
+
+def approval_decision(message: control_pb2.ApprovalDecision) -> ApprovalDecision:
+    return ApprovalDecision(
+        approval_id=message.approval_id,
+        state=_APPROVAL_STATES.get(message.state, "unknown"),
+        expires_at_unix_ms=message.expires_at_unix_ms,
+        max_uses=message.max_uses,
+        decided_by=message.decided_by,
+        reason=message.reason,
+        decided_at_unix_ms=message.decided_at_unix_ms,
+    )
+
+
+def approvals(response: admin_pb2.ListApprovalsResponse) -> list[Approval]:
+    listed = []
+    for a in response.approvals:
+        request = a.request
+        risk = RISK_FROM_PB.get(request.risk)
+        listed.append(
+            Approval(
+                approval_id=request.approval_id,
+                decision=approval_decision(a.decision),
+                capability=request.capability,
+                tenant=request.tenant,
+                team=request.team,
+                model=request.model,
+                estimated_cost_nanos=request.estimated_cost_nanos,
+                risk=risk.value if risk is not None else "",
+                labels=dict(request.labels),
+                idempotency_key=request.idempotency_key,
+                decision_id=request.decision_id,
+                sidecar_id=a.sidecar_id,
+                requested_at_unix_ms=a.requested_at_unix_ms,
+            )
+        )
+    return listed

@@ -1,4 +1,5 @@
-"""Human durations for the CLI: `24h`, `90m`, `1d12h`, `all` <-> milliseconds.
+"""Human durations for the CLI: `24h`, `90m`, `1d12h`, `all` <-> milliseconds, and
+coarse relative times (`5m ago`, `in 2h`).
 
 Pure text arithmetic: must not import gRPC, click, rich, the wire types or the servers.
 """
@@ -31,6 +32,30 @@ def parse_window(text: str) -> int:
     if total == 0:
         raise DurationError(f"{text!r} is an empty window; use 'all' for all time")
     return total
+
+
+def parse_duration(text: str) -> int:
+    """Milliseconds in a positive duration such as `30m`, `1h` or `1d12h` (no `all`)."""
+    cleaned = text.strip().lower().replace(" ", "")
+    if not _WHOLE.fullmatch(cleaned):
+        raise DurationError(
+            f"{text!r} is not a duration: use a number and a unit s, m, h or d "
+            "(e.g. 30m, 1h, 2d, 1h30m)"
+        )
+    total = sum(int(number) * _UNIT_MS[unit] for number, unit in _PART.findall(cleaned))
+    if total == 0:
+        raise DurationError(f"{text!r} is no time at all")
+    return total
+
+
+def format_in(remaining_ms: int) -> str:
+    """A coarse `how long from now`: `in 59m`, `in 2h`, or `just now` once past."""
+    if remaining_ms < 1_000:
+        return "now"
+    for unit in ("d", "h", "m", "s"):
+        if remaining_ms >= _UNIT_MS[unit]:
+            return f"in {remaining_ms // _UNIT_MS[unit]}{unit}"
+    return "now"
 
 
 def format_window(window_ms: int) -> str:

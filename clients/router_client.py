@@ -91,9 +91,14 @@ class RouterClient:
         approval_id: str = "",
         required_compliance_tags: Iterable[str] = (),
         trace_id: str = "",
+        dry_run: bool = False,
         timeout: float = ROUTE_TIMEOUT,
     ) -> RouteResult:
-        """Ask which model may serve this request; raises FaregateError on a gRPC error."""
+        """Ask which model may serve this request; raises FaregateError on a gRPC error.
+
+        With `dry_run`, the sidecar decides as it would but changes nothing: no budget
+        reserved, no throttle tokens taken, no approval requested (`faregate explain`).
+        """
         request = convert.route_request(
             capability,
             tenant=tenant,
@@ -110,6 +115,7 @@ class RouterClient:
             approval_id=approval_id,
             required_compliance_tags=required_compliance_tags,
             trace_id=trace_id,
+            dry_run=dry_run,
         )
         try:
             decision = self._stub.Route(request, timeout=timeout)
@@ -206,10 +212,15 @@ class AsyncRouterClient:
         approval_id: str = "",
         required_compliance_tags: Iterable[str] = (),
         trace_id: str = "",
+        dry_run: bool = False,
         # The gRPC deadline, sent to the sidecar too; same API as RouterClient.route.
         timeout: float = ROUTE_TIMEOUT,  # noqa: ASYNC109
     ) -> RouteResult:
-        """Ask which model may serve this request; raises FaregateError on a gRPC error."""
+        """Ask which model may serve this request; raises FaregateError on a gRPC error.
+
+        With `dry_run`, the sidecar decides as it would but changes nothing: no budget
+        reserved, no throttle tokens taken, no approval requested (`faregate explain`).
+        """
         request = convert.route_request(
             capability,
             tenant=tenant,
@@ -226,6 +237,7 @@ class AsyncRouterClient:
             approval_id=approval_id,
             required_compliance_tags=required_compliance_tags,
             trace_id=trace_id,
+            dry_run=dry_run,
         )
         try:
             decision = await self._stub.Route(request, timeout=timeout)

@@ -59,13 +59,13 @@ def format_rate(nanos_per_mtok: int) -> str:
     return f"${whole}.{cents.ljust(2, '0')}"
 
 
-def _when(unix_ms: int) -> str:
+def format_when(unix_ms: int) -> str:
     if unix_ms <= 0:
         return "—"
     return datetime.fromtimestamp(unix_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _plural(count: int, noun: str, nouns: str = "") -> str:
+def plural(count: int, noun: str, nouns: str = "") -> str:
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
 
 
@@ -245,16 +245,16 @@ def revisions_view(revisions: Sequence[RevisionInfo]) -> View:
     for r in revisions:
         contents = ", ".join(
             (
-                _plural(r.models, "model"),
-                _plural(r.capabilities, "capability", "capabilities"),
-                _plural(r.tenants, "tenant"),
+                plural(r.models, "model"),
+                plural(r.capabilities, "capability", "capabilities"),
+                plural(r.tenants, "tenant"),
             )
         )
         rows.append(
             (
                 str(r.revision),
                 r.snapshot_version,
-                _when(r.created_at_unix_ms),
+                format_when(r.created_at_unix_ms),
                 r.author or "—",
                 r.source_name or "—",
                 contents,
@@ -361,7 +361,7 @@ def apply_view(result: ApplyResult) -> View:
 def apply_summary(result: ApplyResult) -> str:
     if result.unchanged:
         return f"Unchanged: the current configuration is already {result.snapshot_version}."
-    count = _plural(len(result.changes), "change")
+    count = plural(len(result.changes), "change")
     if result.dry_run:
         return (
             f"Dry run: {count}, would publish snapshot {result.snapshot_version}; "

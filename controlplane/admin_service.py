@@ -4,7 +4,13 @@
 `FILE:LINE: path: message` line each, in an INVALID_ARGUMENT status; a dry run
 returns the changes and stores nothing; content equal to the current revision
 stores nothing and answers `unchanged`. Other bad input is INVALID_ARGUMENT naming
-the field. Approvals arrive with their own issue (UNIMPLEMENTED until then).
+the field.
+
+`ListApprovals` shows pending approvals (or all, newest first), lapsed ones marked
+expired on the way. `DecideApproval` decides once: an unknown id is NOT_FOUND, one
+already decided or expired FAILED_PRECONDITION; an approval without `valid_for_ms` or
+`max_uses` gets the governance defaults. Each decision pokes the approval feed, so
+this replica's sidecars hear it at once and the others' within a poll.
 
 A gRPC service: may import grpc and `faregate.v1`; must not import sqlalchemy.
 """
@@ -18,15 +24,24 @@ from typing import Any, NoReturn
 
 import grpc
 
+from controlplane.approvals import Verdict, closed_message, governance_of, verdict_problem
 from controlplane.clock import Clock
 from controlplane.compiler import compile_snapshot
 from controlplane.config import validate_config
-from controlplane.convert import change_to_pb, revision_to_pb, sidecar_to_pb, spend_to_pb
+from controlplane.convert import (
+    approval_to_pb,
+    change_to_pb,
+    decision_to_pb,
+    revision_to_pb,
+    sidecar_to_pb,
+    spend_to_pb,
+)
 from controlplane.diff import diff_snapshots
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.snapshot_source import SnapshotSource
 from controlplane.store import SpendGroup, Store
 from faregate.convert import snapshot_to_pb
+from faregate.model import Snapshot
 from faregate.v1 import admin_pb2, admin_pb2_grpc, control_pb2, types_pb2
 
 log = logging.getLogger(__name__)
@@ -67,12 +82,14 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         metrics: ControlPlaneMetrics,
         clock: Clock,
         on_applied: Callable[[], None],
+        on_decided: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._source = source
         self._metrics = metrics
         self._clock = clock
         self._on_applied = on_applied
+        self._on_decided = on_decided
 
     async def ApplyConfig(
         self, request: admin_pb2.ApplyConfigRequest, context: Context
@@ -188,11 +205,61 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def ListApprovals(
         self, request: admin_pb2.ListApprovalsRequest, context: Context
     ) -> admin_pb2.ListApprovalsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "approvals are not available yet")
-        raise AssertionError("unreachable")
+        listed = await asyncio.to_thread(
+            lambda: self._store.list_approvals(
+                include_decided=request.include_decided, now_ms=self._clock.now_ms()
+            )
+        )
+        return admin_pb2.ListApprovalsResponse(approvals=[approval_to_pb(a) for a in listed])
 
     async def DecideApproval(
         self, request: admin_pb2.DecideApprovalRequest, context: Context
     ) -> control_pb2.ApprovalDecision:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "approvals are not available yet")
-        raise AssertionError("unreachable")
+        if not request.approval_id:
+            await _invalid(context, "approval_id: required")
+        problem = verdict_problem(request.valid_for_ms, request.max_uses, request.approve)
+        if problem is not None:
+            await _invalid(context, problem)
+        governance = governance_of(await self._current_snapshot())
+        verdict = Verdict(
+            approve=request.approve,
+            decided_by=request.decided_by or "unknown",
+            reason=request.reason,
+            valid_for_ms=(request.valid_for_ms or governance.default_grant_ms)
+            if request.approve
+            else 0,
+            max_uses=(request.max_uses or governance.default_max_uses) if request.approve else 0,
+        )
+        now = self._clock.now_ms()
+        outcome = await asyncio.to_thread(
+            self._store.decide_approval, request.approval_id, verdict, now
+        )
+        if outcome is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"approval {request.approval_id} does not exist"
+            )
+            raise AssertionError("unreachable")
+        approval, taken = outcome
+        if not taken:
+            self._on_decided()  # it may have expired just now: sidecars hear that too
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, closed_message(approval))
+            raise AssertionError("unreachable")
+        self._metrics.approvals_decided.labels(state=approval.state.value).inc()
+        self._on_decided()
+        log.info(
+            "approval %s %s by %s%s",
+            approval.approval_id,
+            approval.state.value,
+            approval.decided_by,
+            f": {approval.reason}" if approval.reason else "",
+        )
+        return decision_to_pb(approval)
+
+    async def _current_snapshot(self) -> Snapshot | None:
+        current = self._source.current()
+        if current is not None:
+            return current
+        latest = await asyncio.to_thread(self._store.latest_revision)
+        if latest is None:
+            return None
+        return await asyncio.to_thread(self._store.get_snapshot, latest.revision)

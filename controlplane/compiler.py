@@ -4,7 +4,8 @@ The snapshot's `version` is `faregate.model.content_version`, a hash of its cont
 (revision number and creation time excluded), so the same configuration always
 compiles to the same version and any change gives a new one. Each model's price gets
 a `version` too, `MODEL@HASH` of the price alone, which every cost row records so a
-charge can be traced to the exact price it was computed with.
+charge can be traced to the exact price it was computed with. Guardrails and
+governance are written in their JSON form (`faregate.policy`), money in nanos.
 
 Pure: must not import grpc, sqlalchemy or `faregate.v1`; reads no clock (the
 creation time is passed in).
@@ -18,6 +19,7 @@ import json
 
 from controlplane.config import Config
 from faregate.model import Model, Price, Snapshot, content_version
+from faregate.policy import governance_to_json, guardrails_to_json
 
 
 def price_version(model_name: str, price: Price) -> str:
@@ -55,8 +57,10 @@ def compile_snapshot(config: Config, revision: int, created_at_unix_ms: int) -> 
         capabilities=config.capabilities,
         tenants=config.tenants,
         budgets=config.budgets,
-        guardrails=config.guardrails,
-        governance=config.governance,
+        # Always the full JSON form, defaults included: the snapshot states exactly
+        # the rules a sidecar enforces, whatever the file left out.
+        guardrails=guardrails_to_json(config.guardrails),
+        governance=governance_to_json(config.governance),
     )
     return dataclasses.replace(draft, version=content_version(draft))
 

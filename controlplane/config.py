@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from controlplane.config_budgets import BudgetReferences, read_budget
 from controlplane.config_fields import INT64_MAX, FieldReader, Names
+from controlplane.config_governance import read_governance
+from controlplane.config_guardrails import PolicyReferences, read_guardrails
 from controlplane.config_source import ConfigError, ConfigInvalid, Node, join_path, read_tree
 from faregate.model import (
     Budget,
@@ -32,6 +34,7 @@ from faregate.model import (
     Team,
     Tenant,
 )
+from faregate.policy import Governance, Guardrails
 
 __all__ = ["Config", "ConfigError", "ConfigInvalid", "load_config", "validate_config"]
 
@@ -55,8 +58,8 @@ class Config:
     capabilities: tuple[Capability, ...]
     tenants: tuple[Tenant, ...] = ()
     budgets: tuple[Budget, ...] = ()
-    guardrails: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    governance: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    guardrails: Guardrails = field(default_factory=Guardrails)
+    governance: Governance = field(default_factory=Governance)
 
 
 def load_config(text: str, source_name: str = "faregate.yaml") -> Config:
@@ -89,6 +92,7 @@ class _Schema:
         self.tenant_names = Names("tenant")
         self.budget_names = Names("budget")
         self.model_tiers: dict[str, str] = {}
+        self.model_providers: dict[str, str] = {}
         self.tenant_teams: dict[str, frozenset[str]] = {}
 
     def document(self, tree: Node) -> Config | None:
@@ -103,8 +107,17 @@ class _Schema:
         capabilities = self._each(top.get("capabilities"), "capabilities", self.capability)
         tenants = self._each(top.get("tenants"), "tenants", self.tenant)
         budgets = self._each(top.get("budgets"), "budgets", self.budget)
-        guardrails = self._opaque_section(top.get("guardrails"), "guardrails")
-        governance = self._opaque_section(top.get("governance"), "governance")
+        references = PolicyReferences(
+            capabilities=self.capability_names.known(),
+            tenant_teams=self.tenant_teams,
+            models=self.model_names.known(),
+            tiers=frozenset(self.model_tiers.values()),
+            providers=frozenset(self.model_providers.values()),
+        )
+        guardrails = read_guardrails(self.reader, top.get("guardrails"), references)
+        governance = read_governance(self.reader, top.get("governance"))
+        if guardrails is None or governance is None:
+            return None
         return Config(
             models=models,
             capabilities=capabilities,
@@ -129,14 +142,6 @@ class _Schema:
         items = self.reader.sequence(section, path) if section is not None else ()
         parsed = (parse(item, join_path(path, i)) for i, item in enumerate(items or ()))
         return tuple(value for value in parsed if value is not None)
-
-    def _opaque_section(self, node: Node | None, path: str) -> Mapping[str, Any]:
-        if node is None or node.value is None:
-            return MappingProxyType({})
-        if not isinstance(node.value, Mapping):
-            self.reader.error(node.line, path, "must be a mapping")
-            return MappingProxyType({})
-        return MappingProxyType(_json_ready(node.plain()))
 
     # -- models -------------------------------------------------------------------
 
@@ -174,6 +179,8 @@ class _Schema:
         unavailable = reader.boolean(fields.get("unavailable"), join_path(path, "unavailable"))
         if name is not None and tier is not None:
             self.model_tiers.setdefault(name, tier)
+        if name is not None and provider is not None:
+            self.model_providers.setdefault(name, provider)
         if (
             name is None
             or provider is None
@@ -346,10 +353,16 @@ class _Schema:
     def complexity_tiers(
         self, node: Node | None, routing_path: str, candidates: tuple[str, ...]
     ) -> dict[str, str]:
+        """complexity → its tiers, comma-separated (the snapshot's form of a list).
+
+        Every tier must exist in the catalog; at least one of a complexity's tiers must
+        be offered by a candidate, or the entry could never pick anything.
+        """
         path = join_path(routing_path, "complexity_tiers")
         fields = self.reader.free_mapping(node, path)
         if fields is None:
             return {}
+        catalog = set(self.model_tiers.values())
         offered = {self.model_tiers[m] for m in candidates if m in self.model_tiers}
         result: dict[str, str] = {}
         for complexity, value_node in fields.items():
@@ -360,14 +373,36 @@ class _Schema:
                     key_path,
                     f"unknown complexity; expected one of {', '.join(COMPLEXITIES)}",
                 )
-            tier = self.reader.string(value_node, key_path)
-            if tier is not None and candidates and tier not in offered:
+            tiers = self._tier_list(value_node, key_path)
+            if tiers is None:
+                continue
+            unknown = [tier for tier in tiers if tier not in catalog]
+            for tier in unknown:
+                known = ", ".join(sorted(catalog)) or "none"
                 self.reader.error(
-                    value_node.line, key_path, f"no candidate model has tier {tier!r}"
+                    value_node.line, key_path, f"unknown tier {tier!r} (the catalog has: {known})"
                 )
-            if tier is not None:
-                result[complexity] = tier
+            if not unknown and candidates and not offered.intersection(tiers):
+                names = " or ".join(repr(tier) for tier in tiers)
+                self.reader.error(value_node.line, key_path, f"no candidate model has tier {names}")
+            result[complexity] = ",".join(tiers)
         return result
+
+    def _tier_list(self, node: Node, path: str) -> list[str] | None:
+        """One tier (`large`) or a non-empty list of distinct tiers (`[local, small]`)."""
+        if not isinstance(node.value, tuple):
+            tier = self.reader.string(node, path)
+            return None if tier is None else [tier]
+        tiers = self.reader.string_list(node, path)
+        if tiers is None:
+            return None
+        if not tiers:
+            self.reader.error(node.line, path, "must name at least one tier")
+            return None
+        if len(set(tiers)) != len(tiers) or any("," in tier for tier in tiers):
+            self.reader.error(node.line, path, "tiers must be distinct names without commas")
+            return None
+        return tiers
 
     # -- tenants and budgets ----------------------------------------------------------
 
@@ -419,18 +454,3 @@ def node_line(mapping_node: Node | None, key: str) -> int:
     if mapping_node is None:
         return 1
     return mapping_node.key_lines.get(key, mapping_node.line)
-
-
-def _json_ready(value: Any) -> Any:
-    """Plain YAML values made JSON-serialisable for the snapshot's opaque sections."""
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    # A Decimal: these sections travel as JSON until their issue gives them a schema
-    # (which will compile money to nanos); keep integral values exact as ints.
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)

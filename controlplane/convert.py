@@ -1,19 +1,28 @@
 """Maps the control plane's records to and from the wire types (`faregate.v1`).
 
 The control plane's only module, besides the gRPC services, that touches `_pb2`
-types: the stored form of a snapshot (serialized `faregate.v1.Snapshot` bytes) and
-the Admin API's response messages. No I/O, no clock.
+types: the stored form of a snapshot (serialized `faregate.v1.Snapshot` bytes), the
+Admin API's response messages and approvals both ways. No I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import MappingProxyType
 
+from controlplane.approvals import Approval, ApprovalState
 from controlplane.diff import Change
 from controlplane.store import RevisionInfo, SidecarHello, SidecarInfo, SpendRow
-from faregate.convert import snapshot_from_pb, snapshot_to_pb
-from faregate.model import Snapshot
+from faregate.convert import RISK_FROM_PB, RISK_TO_PB, snapshot_from_pb, snapshot_to_pb
+from faregate.model import RiskLevel, Snapshot
 from faregate.v1 import admin_pb2, control_pb2, types_pb2
+
+_STATE_TO_PB = {
+    ApprovalState.PENDING: control_pb2.APPROVAL_STATE_PENDING,
+    ApprovalState.APPROVED: control_pb2.APPROVAL_STATE_APPROVED,
+    ApprovalState.DENIED: control_pb2.APPROVAL_STATE_DENIED,
+    ApprovalState.EXPIRED: control_pb2.APPROVAL_STATE_EXPIRED,
+}
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
@@ -89,4 +98,68 @@ def spend_to_pb(rows: Iterable[SpendRow], window_ms: int, group_by: str) -> admi
         total_requests=sum(row.requests for row in messages),
         window_ms=window_ms,
         group_by=group_by,
+    )
+
+
+def approval_from_pb(
+    request: control_pb2.ApprovalRequest,
+    *,
+    sidecar_id: str,
+    service: str,
+    now_ms: int,
+    approval_ttl_ms: int,
+) -> Approval:
+    """A pending approval as it arrives; it waits `approval_ttl_ms` for a decision."""
+    # An unset or unknown risk is stored as "" rather than guessed.
+    risk = RISK_FROM_PB.get(request.risk)
+    return Approval(
+        approval_id=request.approval_id,
+        sidecar_id=sidecar_id,
+        service=service,
+        capability=request.capability,
+        tenant=request.tenant,
+        team=request.team,
+        model=request.model,
+        estimated_cost_nanos=request.estimated_cost_nanos,
+        risk=risk.value if risk is not None else "",
+        idempotency_key=request.idempotency_key,
+        decision_id=request.decision_id,
+        requested_at_ms=now_ms,
+        expires_at_ms=now_ms + approval_ttl_ms,
+        labels=MappingProxyType(dict(request.labels)),
+        updated_at_ms=now_ms,
+    )
+
+
+def decision_to_pb(approval: Approval) -> control_pb2.ApprovalDecision:
+    return control_pb2.ApprovalDecision(
+        approval_id=approval.approval_id,
+        state=_STATE_TO_PB[approval.state],
+        expires_at_unix_ms=approval.expires_at_ms,
+        max_uses=approval.max_uses,
+        decided_by=approval.decided_by,
+        reason=approval.reason,
+        decided_at_unix_ms=approval.decided_at_ms,
+    )
+
+
+def approval_to_pb(approval: Approval) -> admin_pb2.Approval:
+    request = control_pb2.ApprovalRequest(
+        approval_id=approval.approval_id,
+        capability=approval.capability,
+        tenant=approval.tenant,
+        team=approval.team,
+        model=approval.model,
+        estimated_cost_nanos=approval.estimated_cost_nanos,
+        labels=dict(approval.labels),
+        idempotency_key=approval.idempotency_key,
+        decision_id=approval.decision_id,
+    )
+    if approval.risk in {level.value for level in RiskLevel}:
+        request.risk = RISK_TO_PB[RiskLevel(approval.risk)]
+    return admin_pb2.Approval(
+        request=request,
+        decision=decision_to_pb(approval),
+        sidecar_id=approval.sidecar_id,
+        requested_at_unix_ms=approval.requested_at_ms,
     )

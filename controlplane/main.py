@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from controlplane.admin_service import AdminService
+from controlplane.approval_feed import ApprovalWatcher
 from controlplane.clock import SystemClock
 from controlplane.metrics import ControlPlaneMetrics, serve_metrics
 from controlplane.migrate import upgrade
@@ -136,6 +137,7 @@ async def serve(args: argparse.Namespace) -> None:
     identity = controlplane_id()
     watcher = RevisionWatcher(store)
     await watcher.refresh()
+    approvals = ApprovalWatcher(store, clock)
     sync = SyncService(
         store=store,
         source=watcher,
@@ -143,9 +145,15 @@ async def serve(args: argparse.Namespace) -> None:
         clock=clock,
         controlplane_id=identity,
         heartbeat_interval=args.heartbeat_interval,
+        approvals=approvals,
     )
     admin = AdminService(
-        store=store, source=watcher, metrics=metrics, clock=clock, on_applied=watcher.poke
+        store=store,
+        source=watcher,
+        metrics=metrics,
+        clock=clock,
+        on_applied=watcher.poke,
+        on_decided=approvals.poke,
     )
     health_servicer = _HEALTH_AIO.HealthServicer()
     server = grpc.aio.server()
@@ -157,6 +165,7 @@ async def serve(args: argparse.Namespace) -> None:
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     watcher_task = asyncio.create_task(watcher.run())
+    approvals_task = asyncio.create_task(approvals.run())
 
     listen = f"{listen_host}:{port}"
     log.info(
@@ -179,9 +188,10 @@ async def serve(args: argparse.Namespace) -> None:
         await health_servicer.enter_graceful_shutdown()
         sync.close()  # sidecars see their stream end and reconnect (to another replica)
         await server.stop(SHUTDOWN_GRACE_S)
-        watcher_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher_task
+        for task in (watcher_task, approvals_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         with contextlib.suppress(Exception):
             await asyncio.to_thread(store.disconnect_all, identity, clock.now_ms())
         metrics_server.stop()

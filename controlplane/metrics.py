@@ -66,6 +66,22 @@ class ControlPlaneMetrics:
             "Configuration revisions stored through this replica.",
             registry=registry,
         )
+        self.approvals_requested = Counter(
+            "faregate_controlplane_approvals_requested",
+            "Approval requests received from sidecars (each approval id counted once).",
+            registry=registry,
+        )
+        self.approvals_decided = Counter(
+            "faregate_controlplane_approvals_decided",
+            "Approvals decided through this replica, by outcome.",
+            ["state"],
+            registry=registry,
+        )
+        self.approval_decisions_pushed = Counter(
+            "faregate_controlplane_approval_decisions_pushed",
+            "Approval decisions sent to sidecars on their Sync streams.",
+            registry=registry,
+        )
         self.configs_rejected = Counter(
             "faregate_controlplane_configs_rejected",
             "Configurations rejected as invalid.",

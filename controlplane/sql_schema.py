@@ -97,12 +97,14 @@ usage = sa.Table(
     sa.Column("applied_at_ms", sa.BigInteger, nullable=False),
 )
 
-# Reserved for the approvals issue; created now so that issue adds no table migration.
+# Created by 0001; 0002 added `service`, `updated_at_ms` and the indexes replicas and
+# `faregate approvals list` query by. `labels` is a JSON object; `uses` is unused (a
+# sidecar counts the uses of a grant itself).
 approvals = sa.Table(
     "approvals",
     metadata,
     sa.Column("approval_id", sa.String, primary_key=True),
-    sa.Column("sidecar_id", sa.String, nullable=False),
+    sa.Column("sidecar_id", sa.String, nullable=False, index=True),
     sa.Column("decision_id", sa.String, nullable=False),
     sa.Column("idempotency_key", sa.String, nullable=False),
     sa.Column("capability", sa.String, nullable=False),
@@ -112,7 +114,7 @@ approvals = sa.Table(
     sa.Column("risk", sa.String, nullable=False),
     sa.Column("estimated_cost_nanos", sa.BigInteger, nullable=False),
     sa.Column("labels", sa.Text, nullable=False),
-    sa.Column("state", sa.String, nullable=False),
+    sa.Column("state", sa.String, nullable=False, index=True),
     sa.Column("requested_at_ms", sa.BigInteger, nullable=False),
     sa.Column("decided_at_ms", sa.BigInteger, nullable=True),
     sa.Column("decided_by", sa.String, nullable=False),
@@ -120,4 +122,6 @@ approvals = sa.Table(
     sa.Column("expires_at_ms", sa.BigInteger, nullable=True),
     sa.Column("max_uses", sa.BigInteger, nullable=False),
     sa.Column("uses", sa.BigInteger, nullable=False),
+    sa.Column("service", sa.String, nullable=False, server_default=""),
+    sa.Column("updated_at_ms", sa.BigInteger, nullable=False, server_default="0", index=True),
 )

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from controlplane.convert import decode_snapshot, encode_snapshot
+from controlplane.sql_approvals import SqlApprovals
 from controlplane.sql_schema import revisions, sidecar_nacks, sidecars, usage, usage_batches
 from controlplane.store import (
     AppendResult,
@@ -134,8 +135,10 @@ def _ledger_row(batch: UsageBatch, record: UsageRecord, now_ms: int) -> dict[str
     return row
 
 
-class SqlStore:
-    """`controlplane.store.Store` on a SQLAlchemy engine (which it disposes on close)."""
+class SqlStore(SqlApprovals):
+    """`controlplane.store.Store` on a SQLAlchemy engine (which it disposes on close).
+
+    Approvals are in `controlplane.sql_approvals`."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from controlplane.approvals import Approval, Verdict
 from faregate.model import Snapshot, UsageRecord
 
 
@@ -148,6 +149,37 @@ class Store(Protocol):
 
     def spend(self, group_by: SpendGroup, since_ms: int | None) -> Sequence[SpendRow]:
         """Totals per key over usage reported at or after `since_ms` (None: all time)."""
+        ...
+
+    def add_approval(self, approval: Approval) -> tuple[Approval, bool]:
+        """Store a pending request once per `approval_id`: returns what is stored (the
+        earlier record if the sidecar sent it before, decided or not) and whether it
+        was stored just now."""
+        ...
+
+    def list_approvals(self, *, include_decided: bool, now_ms: int) -> Sequence[Approval]:
+        """Pending approvals (or all of them), newest first; lapsed ones are first
+        marked expired."""
+        ...
+
+    def decide_approval(
+        self, approval_id: str, verdict: Verdict, now_ms: int
+    ) -> tuple[Approval, bool] | None:
+        """Apply `verdict` once (`controlplane.approvals.decide`), under a row lock;
+        None if there is no such approval. A lapse found on the way is stored."""
+        ...
+
+    def expire_approvals(self, now_ms: int) -> int:
+        """Mark pending approvals whose wait ran out as expired; how many were."""
+        ...
+
+    def approvals_changed_since(self, since_ms: int) -> Sequence[Approval]:
+        """Approvals updated after `since_ms`, oldest change first (for replicas' polls)."""
+        ...
+
+    def approvals_to_replay(self, sidecar_id: str, now_ms: int) -> Sequence[Approval]:
+        """A reconnecting sidecar's own decisions still worth sending it
+        (`controlplane.approvals.worth_replaying`)."""
         ...
 
     def close(self) -> None: ...

@@ -7,6 +7,12 @@ reconnect does not bring a rejected version back). ACKs, NACKs, heartbeats and
 connection state are recorded in the store; usage batches are applied once through
 it and answered with `UsageAck`. Both sides send heartbeats every interval.
 
+Approvals: an `ApprovalRequest` is stored once per approval id, waiting the
+`approval_ttl` of the governance in force (a request already closed is answered with
+its decision at once). Every decision the `ApprovalFeed` announces, whichever replica
+took it, goes to every stream here; a sidecar that (re)connects is first sent its
+own decisions that still matter (`controlplane.approvals.worth_replaying`).
+
 Each stream runs three tasks (reader, pusher, heartbeat) that feed one outbox; the
 handler alone writes to the stream, so messages never interleave. Blocking store
 calls run in threads.
@@ -24,8 +30,10 @@ from typing import Any
 
 import grpc
 
+from controlplane.approval_feed import ApprovalFeed
+from controlplane.approvals import Approval, ApprovalState, governance_of
 from controlplane.clock import Clock
-from controlplane.convert import hello_from_pb
+from controlplane.convert import approval_from_pb, decision_to_pb, hello_from_pb
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.snapshot_source import SnapshotSource
 from controlplane.store import Store, UsageBatch
@@ -44,6 +52,7 @@ class _Stream:
 
     def __init__(self, hello: control_pb2.Hello, nacked: frozenset[str]) -> None:
         self.sidecar_id = hello.sidecar_id
+        self.service = hello.service
         self.incarnation = hello.incarnation
         self.running = hello.snapshot_version  # what the sidecar runs (hello, then ACKs)
         self.in_flight = ""  # pushed, not yet ACKed or NACKed
@@ -64,6 +73,7 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
         clock: Clock,
         controlplane_id: str,
         heartbeat_interval: float,
+        approvals: ApprovalFeed | None = None,
     ) -> None:
         self._store = store
         self._source = source
@@ -73,11 +83,21 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
         self._heartbeat_interval = heartbeat_interval
         self._streams: dict[str, _Stream] = {}  # sidecar id -> its newest stream here
         self._pb_cache: tuple[str, types_pb2.Snapshot] | None = None
+        if approvals is not None:
+            approvals.subscribe(self._announce)
 
     def close(self) -> None:
         """End every open stream (on shutdown); sidecars reconnect elsewhere."""
         for stream in list(self._streams.values()):
             stream.outbox.put_nowait(_END)
+
+    def _announce(self, approval: Approval) -> None:
+        """A decision taken anywhere: every sidecar here hears it (the retry may come
+        through any of them)."""
+        message = control_pb2.ControlMessage(approval=decision_to_pb(approval))
+        for stream in self._streams.values():
+            stream.outbox.put_nowait(message)
+        self._metrics.approval_decisions_pushed.inc(len(self._streams))
 
     async def _store_call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(function, *args)
@@ -195,9 +215,11 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
             )
         elif kind == "usage":
             stream.outbox.put_nowait(await self._apply_usage(stream, message.usage))
+        elif kind == "approval_request":
+            await self._record_approval(stream, message.approval_request, now)
         else:
-            # Leases and approvals arrive with their own issues; a newer sidecar may
-            # already send them, and must not lose its stream for it.
+            # Leases arrive with their own issue; a newer sidecar may already send
+            # them, and must not lose its stream for it.
             log.debug("sidecar %s sent %s; not handled yet", stream.sidecar_id, kind)
 
     async def _apply_usage(
@@ -228,8 +250,54 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
             self._metrics.usage_records_applied.inc(result.applied)
         return control_pb2.ControlMessage(usage_ack=ack)
 
+    async def _record_approval(
+        self, stream: _Stream, request: control_pb2.ApprovalRequest, now: int
+    ) -> None:
+        if not request.approval_id:
+            # Nothing to key it on; dropping it (and saying so) keeps the stream.
+            log.warning("sidecar %s sent an approval request without an id", stream.sidecar_id)
+            return
+        ttl = governance_of(self._source.current()).approval_ttl_ms
+        approval = approval_from_pb(
+            request,
+            sidecar_id=stream.sidecar_id,
+            service=stream.service,
+            now_ms=now,
+            approval_ttl_ms=ttl,
+        )
+        stored, created = await self._store_call(self._store.add_approval, approval)
+        if created:
+            self._metrics.approvals_requested.inc()
+            log.info(
+                "approval %s requested by sidecar %s: %s for %s/%s on %s",
+                approval.approval_id,
+                stream.sidecar_id,
+                approval.capability,
+                approval.tenant or "-",
+                approval.team or "-",
+                approval.model,
+            )
+        elif stored.state is not ApprovalState.PENDING:
+            # Sent again after it was decided (a resend after reconnecting): answer now.
+            stream.outbox.put_nowait(control_pb2.ControlMessage(approval=decision_to_pb(stored)))
+
+    async def _replay_approvals(self, stream: _Stream) -> None:
+        try:
+            replay = await self._store_call(
+                self._store.approvals_to_replay, stream.sidecar_id, self._clock.now_ms()
+            )
+        except Exception:
+            # Not fatal to the stream: new decisions still arrive through the feed.
+            log.exception("could not replay approvals to sidecar %s", stream.sidecar_id)
+            return
+        for approval in replay:
+            stream.outbox.put_nowait(control_pb2.ControlMessage(approval=decision_to_pb(approval)))
+        if replay:
+            log.info("replayed %d approval decision(s) to %s", len(replay), stream.sidecar_id)
+
     async def _push(self, stream: _Stream) -> None:
         seen = ""
+        replayed = False
         while True:
             snapshot = self._source.current()
             if snapshot is not None:
@@ -240,6 +308,11 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
                     stream.outbox.put_nowait(control_pb2.ControlMessage(snapshot=push))
                     self._metrics.snapshots_pushed.inc()
                     log.info("pushed %s to sidecar %s", snapshot.version, stream.sidecar_id)
+            if not replayed:
+                # After the snapshot, so a sidecar starting from nothing has its
+                # configuration before it hears about its approvals.
+                replayed = True
+                await self._replay_approvals(stream)
             await self._source.wait_for_change(seen)
 
     async def _heartbeat(self, stream: _Stream) -> None:

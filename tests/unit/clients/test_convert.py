@@ -187,3 +187,24 @@ def test_errors_by_code() -> None:
     assert not is_transient(invalid)
     assert invalid.lines == ["a.yaml:3: models[0].name: required"]
     assert type(error_for(grpc.StatusCode.INTERNAL, "boom")) is FaregateError
+
+
+def test_a_dry_run_is_marked_on_the_request() -> None:
+    fields = {
+        "tenant": "",
+        "team": "",
+        "sensitivity": "internal",
+        "risk": "low",
+        "priority": "interactive",
+        "complexity": None,
+        "complexity_score": None,
+        "input_tokens": 0,
+        "max_output_tokens": 0,
+        "labels": None,
+        "idempotency_key": "",
+        "approval_id": "",
+        "required_compliance_tags": (),
+        "trace_id": "",
+    }
+    assert convert.route_request("chat", **fields, dry_run=True).dry_run  # type: ignore[arg-type]
+    assert not convert.route_request("chat", **fields).dry_run  # type: ignore[arg-type]

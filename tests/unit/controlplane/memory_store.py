@@ -5,6 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from controlplane.approvals import (
+    Approval,
+    ApprovalState,
+    Verdict,
+    decide,
+    lapse,
+    worth_replaying,
+)
 from controlplane.store import (
     AppendResult,
     BatchResult,
@@ -25,6 +33,7 @@ class MemoryStore:
         self.nacks: set[tuple[str, str]] = set()
         self.batches: set[tuple[str, str, int]] = set()
         self.ledger: dict[str, UsageRecord] = {}
+        self.approvals: dict[str, Approval] = {}
 
     def latest_revision(self) -> RevisionInfo | None:
         return self.revisions[-1][0] if self.revisions else None
@@ -134,6 +143,43 @@ class MemoryStore:
                 old.business_value_nanos + r.business_value_nanos,
             )
         return sorted(totals.values(), key=lambda row: (-row.cost_nanos, row.key))
+
+    def add_approval(self, approval: Approval) -> tuple[Approval, bool]:
+        if approval.approval_id in self.approvals:
+            return self.approvals[approval.approval_id], False
+        self.approvals[approval.approval_id] = approval
+        return approval, True
+
+    def expire_approvals(self, now_ms: int) -> int:
+        lapsed = [a for a in self.approvals.values() if lapse(a, now_ms) is not a]
+        for approval in lapsed:
+            self.approvals[approval.approval_id] = lapse(approval, now_ms)
+        return len(lapsed)
+
+    def list_approvals(self, *, include_decided: bool, now_ms: int) -> Sequence[Approval]:
+        self.expire_approvals(now_ms)
+        listed = [
+            a
+            for a in self.approvals.values()
+            if include_decided or a.state is ApprovalState.PENDING
+        ]
+        return sorted(listed, key=lambda a: (-a.requested_at_ms, a.approval_id))
+
+    def decide_approval(
+        self, approval_id: str, verdict: Verdict, now_ms: int
+    ) -> tuple[Approval, bool] | None:
+        if approval_id not in self.approvals:
+            return None
+        after, taken = decide(self.approvals[approval_id], verdict, now_ms)
+        self.approvals[approval_id] = after
+        return after, taken
+
+    def approvals_changed_since(self, since_ms: int) -> Sequence[Approval]:
+        changed = [a for a in self.approvals.values() if a.updated_at_ms > since_ms]
+        return sorted(changed, key=lambda a: (a.updated_at_ms, a.approval_id))
+
+    def approvals_to_replay(self, sidecar_id: str, now_ms: int) -> Sequence[Approval]:
+        return [a for a in self.approvals.values() if worth_replaying(a, sidecar_id, now_ms)]
 
     def close(self) -> None:
         pass

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.compiler import compile_snapshot
 from controlplane.config import ConfigInvalid, load_config, validate_config
 from controlplane.config_source import read_tree
+from faregate.policy import (
+    Governance,
+    governance_from_json,
+    governance_to_json,
+    guardrails_to_json,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "faregate.yaml"
 
@@ -158,7 +165,7 @@ def test_empty_and_non_mapping_documents() -> None:
     assert problems("{}") == ["f.yaml:1: models: required", "f.yaml:1: capabilities: required"]
 
 
-def test_complexity_tiers_name_tiers_the_candidates_have() -> None:
+def test_complexity_tiers_name_tiers_the_catalog_and_candidates_have() -> None:
     text = MINIMAL.replace(
         "candidates: [small]",
         "candidates: [small]\n    routing:\n      strategy: complexity-tiers\n"
@@ -167,8 +174,52 @@ def test_complexity_tiers_name_tiers_the_candidates_have() -> None:
     found = problems(text)
     assert any("complexity_tiers.extreme: unknown complexity" in line for line in found)
     assert any(
-        "complexity_tiers.high: no candidate model has tier 'huge'" in line for line in found
+        "complexity_tiers.high: unknown tier 'huge' (the catalog has: small)" in line
+        for line in found
     )
+
+
+LARGE_MODEL = """\
+  - name: big
+    provider: acme
+    tier: large
+    locality: external
+    context_window: 1000
+    max_output_tokens: 100
+    price: {input: 1, output: 2}
+"""
+
+
+@pytest.mark.parametrize(
+    ("tiers", "stored", "expected"),
+    [
+        ("{low: small}", {"low": "small"}, None),
+        ("{low: [small], high: [large, small]}", {"low": "small", "high": "large,small"}, None),
+        # A tier no candidate offers is fine inside a list another tier makes useful.
+        ("{high: [large, small]}", {"high": "large,small"}, None),
+        ("{high: large}", None, "complexity_tiers.high: no candidate model has tier 'large'"),
+        ("{high: [large]}", None, "complexity_tiers.high: no candidate model has tier 'large'"),
+        ("{high: []}", None, "complexity_tiers.high: must name at least one tier"),
+        ("{high: [small, small]}", None, "complexity_tiers.high: tiers must be distinct"),
+        ("{high: [small, 3]}", None, "complexity_tiers.high[1]: must be a string, not 3"),
+        ("{high: [tiny]}", None, "complexity_tiers.high: unknown tier 'tiny'"),
+    ],
+)
+def test_complexity_tiers_take_one_tier_or_a_list(
+    tiers: str, stored: dict[str, str] | None, expected: str | None
+) -> None:
+    text = MINIMAL.replace("capabilities:\n", LARGE_MODEL + "capabilities:\n").replace(
+        "candidates: [small]",
+        "candidates: [small]\n    routing:\n      strategy: complexity-tiers\n"
+        f"      complexity_tiers: {tiers}",
+    )
+    config, errors = validate_config(text)
+    if expected is None:
+        assert not errors, errors
+        assert config is not None
+        assert dict(config.capabilities[0].routing.complexity_tiers) == stored
+    else:
+        assert any(expected in e.render("f.yaml") for e in errors), errors
 
 
 def test_numbers_are_decimals_from_their_source_text() -> None:
@@ -196,12 +247,17 @@ def test_prices_are_exact(usd: str, nanos: int) -> None:
     assert config.models[0].price.input_nanos_per_mtok == nanos
 
 
-def test_opaque_sections_are_carried_as_json_values() -> None:
+def test_policy_sections_are_typed_and_compiled_to_their_json_form() -> None:
     config = load_config(
-        MINIMAL + "guardrails:\n  ceiling: {usd: 2, share: 0.5}\n  tags: [a]\ngovernance: {}\n"
+        MINIMAL
+        + "guardrails:\n  ceilings: [{name: c, max_cost_per_request: 0.05}]\ngovernance: {}\n"
     )
-    assert config.guardrails == {"ceiling": {"usd": 2, "share": 0.5}, "tags": ["a"]}
-    assert dict(config.governance) == {}
+    assert config.guardrails.ceilings[0].max_cost_nanos == 50_000_000
+    assert config.governance == Governance()
+    snapshot = compile_snapshot(config, 1, 0)
+    assert snapshot.guardrails == guardrails_to_json(config.guardrails)
+    assert snapshot.governance == governance_to_json(Governance())
+    assert governance_from_json(snapshot.governance) == Governance()
 
 
 def test_budgets_are_read_and_checked() -> None:

@@ -40,13 +40,13 @@ def test_add_change_and_remove_together() -> None:
         EXAMPLE_TEXT.replace(
             "  - name: gpt-4o-mini\n", "  - name: gpt-4o-mini\n    unavailable: true\n"
         )
-        .replace("guardrails: {}", "guardrails: {max_cost_usd: 2}")
+        .replace("guardrails: {}", "guardrails: {ceilings: [{name: c, max_input_tokens: 9}]}")
         .replace("      - {name: legal, cost_center: CC-5200}\n", "")
     )
     changes = diff_snapshots(snapshot(), snapshot(text))
     assert Change("model", "gpt-4o-mini", "change", "unavailable: false -> true") in changes
-    assert Change("guardrails", "guardrails", "add", "keys: max_cost_usd") in changes
+    assert Change("guardrails", "guardrails", "change", "changed: ceilings") in changes
     tenant = next(c for c in changes if c.kind == "tenant")
     assert tenant.op == "change" and "teams" in tenant.detail
     removed = diff_snapshots(snapshot(text), snapshot())
-    assert Change("guardrails", "guardrails", "remove", "") in removed
+    assert Change("guardrails", "guardrails", "change", "changed: ceilings") in removed
