@@ -118,6 +118,7 @@ class Approval:
     decision_id: str = ""
     sidecar_id: str = ""
     requested_at_unix_ms: int = 0
+    service: str = ""
 
     @property
     def state(self) -> str:

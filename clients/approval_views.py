@@ -39,6 +39,7 @@ def _approval_data(a: Approval) -> dict[str, Any]:
         "idempotency_key": a.idempotency_key,
         "decision_id": a.decision_id,
         "sidecar_id": a.sidecar_id,
+        "service": a.service,
         "requested_at_unix_ms": a.requested_at_unix_ms,
         "expires_at_unix_ms": d.expires_at_unix_ms,
         "max_uses": d.max_uses,

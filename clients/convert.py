@@ -305,6 +305,7 @@ def approvals(response: admin_pb2.ListApprovalsResponse) -> list[Approval]:
                 decision_id=request.decision_id,
                 sidecar_id=a.sidecar_id,
                 requested_at_unix_ms=a.requested_at_unix_ms,
+                service=a.service,
             )
         )
     return listed

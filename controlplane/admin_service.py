@@ -212,6 +212,18 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         )
         return admin_pb2.ListApprovalsResponse(approvals=[approval_to_pb(a) for a in listed])
 
+    async def ListBudgets(
+        self, request: admin_pb2.ListBudgetsRequest, context: Context
+    ) -> admin_pb2.ListBudgetsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "budget leases are not served yet")
+        raise AssertionError("abort returned")
+
+    async def ListLeases(
+        self, request: admin_pb2.ListLeasesRequest, context: Context
+    ) -> admin_pb2.ListLeasesResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "budget leases are not served yet")
+        raise AssertionError("abort returned")
+
     async def DecideApproval(
         self, request: admin_pb2.DecideApprovalRequest, context: Context
     ) -> control_pb2.ApprovalDecision:

@@ -162,4 +162,5 @@ def approval_to_pb(approval: Approval) -> admin_pb2.Approval:
         decision=decision_to_pb(approval),
         sidecar_id=approval.sidecar_id,
         requested_at_unix_ms=approval.requested_at_ms,
+        service=approval.service,
     )

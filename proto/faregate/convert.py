@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from faregate.model import (
     Action,
     Budget,
+    BudgetCharge,
     Capability,
     Complexity,
     Locality,
@@ -95,6 +96,7 @@ OUTCOME_TO_PB, OUTCOME_FROM_PB = _enum_maps(
         Outcome.TIMEOUT: pb.OUTCOME_TIMEOUT,
         Outcome.CANCELLED: pb.OUTCOME_CANCELLED,
         Outcome.NOT_CALLED: pb.OUTCOME_NOT_CALLED,
+        Outcome.UNREPORTED: pb.OUTCOME_UNREPORTED,
     }
 )
 
@@ -325,6 +327,15 @@ def usage_to_pb(record: UsageRecord) -> pb.UsageRecord:
         reported_at_unix_ms=record.reported_at_unix_ms,
         trace_id=record.trace_id,
         budgets=list(record.budgets),
+        charges=[
+            pb.BudgetCharge(
+                budget=c.budget,
+                lease_id=c.lease_id,
+                period_key=c.period_key,
+                reserved_nanos=c.reserved_nanos,
+            )
+            for c in record.charges
+        ],
     )
 
 
@@ -355,4 +366,13 @@ def usage_from_pb(message: pb.UsageRecord) -> UsageRecord:
         reported_at_unix_ms=message.reported_at_unix_ms,
         trace_id=message.trace_id,
         budgets=tuple(message.budgets),
+        charges=tuple(
+            BudgetCharge(
+                budget=c.budget,
+                lease_id=c.lease_id,
+                period_key=c.period_key,
+                reserved_nanos=c.reserved_nanos,
+            )
+            for c in message.charges
+        ),
     )

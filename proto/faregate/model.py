@@ -71,6 +71,7 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
     NOT_CALLED = "not_called"
+    UNREPORTED = "unreported"  # never reported in time: settled at the reserved amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetCharge:
+    """The lease one covering budget was charged through for a call."""
+
+    budget: str
+    lease_id: str
+    period_key: str = ""
+    reserved_nanos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRecord:
     """One settled call, as journaled by a sidecar and stored once in the ledger."""
 
@@ -208,6 +219,7 @@ class UsageRecord:
     labels: Mapping[str, str] = field(default_factory=_empty)
     trace_id: str = ""
     budgets: tuple[str, ...] = ()
+    charges: tuple[BudgetCharge, ...] = ()
 
 
 def _canonical(value: Any) -> Any:

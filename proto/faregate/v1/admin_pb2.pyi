@@ -415,8 +415,10 @@ class Approval(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     SIDECAR_ID_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
     sidecar_id: _builtins.str
     requested_at_unix_ms: _builtins.int
+    service: _builtins.str
     @_builtins.property
     def request(self) -> _control_pb2.ApprovalRequest: ...
     @_builtins.property
@@ -428,10 +430,11 @@ class Approval(_message.Message):
         decision: _control_pb2.ApprovalDecision | None = ...,
         sidecar_id: _builtins.str = ...,
         requested_at_unix_ms: _builtins.int = ...,
+        service: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "request", b"request", "requested_at_unix_ms", b"requested_at_unix_ms", "sidecar_id", b"sidecar_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "request", b"request", "requested_at_unix_ms", b"requested_at_unix_ms", "service", b"service", "sidecar_id", b"sidecar_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -490,3 +493,206 @@ class DecideApprovalRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DecideApprovalRequest: _TypeAlias = DecideApprovalRequest  # noqa: Y015
+
+@_typing.final
+class ListBudgetsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBudgetsRequest: _TypeAlias = ListBudgetsRequest  # noqa: Y015
+
+@_typing.final
+class BudgetStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    PERIOD_KEY_FIELD_NUMBER: _builtins.int
+    LIMIT_NANOS_FIELD_NUMBER: _builtins.int
+    COMMITTED_NANOS_FIELD_NUMBER: _builtins.int
+    OUTSTANDING_NANOS_FIELD_NUMBER: _builtins.int
+    REMAINING_NANOS_FIELD_NUMBER: _builtins.int
+    FORFEITED_NANOS_FIELD_NUMBER: _builtins.int
+    LATE_NANOS_FIELD_NUMBER: _builtins.int
+    BURN_RATE_NANOS_PER_HOUR_FIELD_NUMBER: _builtins.int
+    PROJECTED_EXHAUSTION_UNIX_MS_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    OFFLINE_POLICY_FIELD_NUMBER: _builtins.int
+    SOFT_THRESHOLD_CROSSED_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    OPEN_LEASES_FIELD_NUMBER: _builtins.int
+    PERIOD_END_UNIX_MS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    period_key: _builtins.str
+    limit_nanos: _builtins.int
+    committed_nanos: _builtins.int
+    """usage applied, plus forfeited lease remainders"""
+    outstanding_nanos: _builtins.int
+    """held by open leases and not yet spent"""
+    remaining_nanos: _builtins.int
+    """limit - committed - outstanding"""
+    forfeited_nanos: _builtins.int
+    late_nanos: _builtins.int
+    """usage that arrived after its lease had expired"""
+    burn_rate_nanos_per_hour: _builtins.int
+    """over the last hour"""
+    projected_exhaustion_unix_ms: _builtins.int
+    """0: not at this rate within the period"""
+    mode: _builtins.str
+    offline_policy: _builtins.str
+    soft_threshold_crossed: _builtins.bool
+    scope: _builtins.str
+    """e.g. "tenant=acme team=risk" """
+    open_leases: _builtins.int
+    period_end_unix_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        period_key: _builtins.str = ...,
+        limit_nanos: _builtins.int = ...,
+        committed_nanos: _builtins.int = ...,
+        outstanding_nanos: _builtins.int = ...,
+        remaining_nanos: _builtins.int = ...,
+        forfeited_nanos: _builtins.int = ...,
+        late_nanos: _builtins.int = ...,
+        burn_rate_nanos_per_hour: _builtins.int = ...,
+        projected_exhaustion_unix_ms: _builtins.int = ...,
+        mode: _builtins.str = ...,
+        offline_policy: _builtins.str = ...,
+        soft_threshold_crossed: _builtins.bool = ...,
+        scope: _builtins.str = ...,
+        open_leases: _builtins.int = ...,
+        period_end_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burn_rate_nanos_per_hour", b"burn_rate_nanos_per_hour", "committed_nanos", b"committed_nanos", "forfeited_nanos", b"forfeited_nanos", "late_nanos", b"late_nanos", "limit_nanos", b"limit_nanos", "mode", b"mode", "name", b"name", "offline_policy", b"offline_policy", "open_leases", b"open_leases", "outstanding_nanos", b"outstanding_nanos", "period_end_unix_ms", b"period_end_unix_ms", "period_key", b"period_key", "projected_exhaustion_unix_ms", b"projected_exhaustion_unix_ms", "remaining_nanos", b"remaining_nanos", "scope", b"scope", "soft_threshold_crossed", b"soft_threshold_crossed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetStatus: _TypeAlias = BudgetStatus  # noqa: Y015
+
+@_typing.final
+class ListBudgetsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def budgets(self) -> _containers.RepeatedCompositeFieldContainer[Global___BudgetStatus]: ...
+    def __init__(
+        self,
+        *,
+        budgets: _abc.Iterable[Global___BudgetStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budgets", b"budgets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBudgetsResponse: _TypeAlias = ListBudgetsResponse  # noqa: Y015
+
+@_typing.final
+class ListLeasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_CLOSED_FIELD_NUMBER: _builtins.int
+    include_closed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        include_closed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_closed", b"include_closed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeasesRequest: _TypeAlias = ListLeasesRequest  # noqa: Y015
+
+@_typing.final
+class LeaseStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    PERIOD_KEY_FIELD_NUMBER: _builtins.int
+    SIDECAR_ID_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    INCARNATION_FIELD_NUMBER: _builtins.int
+    GRANTED_NANOS_FIELD_NUMBER: _builtins.int
+    APPLIED_NANOS_FIELD_NUMBER: _builtins.int
+    HELD_NANOS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    lease_id: _builtins.str
+    budget: _builtins.str
+    period_key: _builtins.str
+    sidecar_id: _builtins.str
+    service: _builtins.str
+    incarnation: _builtins.str
+    granted_nanos: _builtins.int
+    applied_nanos: _builtins.int
+    """usage the ledger has applied through this lease"""
+    held_nanos: _builtins.int
+    """granted - applied, while open"""
+    expires_at_unix_ms: _builtins.int
+    state: _builtins.str
+    """open | closed | forfeited | expired"""
+    created_at_unix_ms: _builtins.int
+    updated_at_unix_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        lease_id: _builtins.str = ...,
+        budget: _builtins.str = ...,
+        period_key: _builtins.str = ...,
+        sidecar_id: _builtins.str = ...,
+        service: _builtins.str = ...,
+        incarnation: _builtins.str = ...,
+        granted_nanos: _builtins.int = ...,
+        applied_nanos: _builtins.int = ...,
+        held_nanos: _builtins.int = ...,
+        expires_at_unix_ms: _builtins.int = ...,
+        state: _builtins.str = ...,
+        created_at_unix_ms: _builtins.int = ...,
+        updated_at_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_nanos", b"applied_nanos", "budget", b"budget", "created_at_unix_ms", b"created_at_unix_ms", "expires_at_unix_ms", b"expires_at_unix_ms", "granted_nanos", b"granted_nanos", "held_nanos", b"held_nanos", "incarnation", b"incarnation", "lease_id", b"lease_id", "period_key", b"period_key", "service", b"service", "sidecar_id", b"sidecar_id", "state", b"state", "updated_at_unix_ms", b"updated_at_unix_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseStatus: _TypeAlias = LeaseStatus  # noqa: Y015
+
+@_typing.final
+class ListLeasesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leases(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseStatus]: ...
+    def __init__(
+        self,
+        *,
+        leases: _abc.Iterable[Global___LeaseStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leases", b"leases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeasesResponse: _TypeAlias = ListLeasesResponse  # noqa: Y015

@@ -71,6 +71,16 @@ class AdminStub:
                 request_serializer=faregate_dot_v1_dot_admin__pb2.DecideApprovalRequest.SerializeToString,
                 response_deserializer=faregate_dot_v1_dot_control__pb2.ApprovalDecision.FromString,
                 _registered_method=True)
+        self.ListBudgets = channel.unary_unary(
+                '/faregate.v1.Admin/ListBudgets',
+                request_serializer=faregate_dot_v1_dot_admin__pb2.ListBudgetsRequest.SerializeToString,
+                response_deserializer=faregate_dot_v1_dot_admin__pb2.ListBudgetsResponse.FromString,
+                _registered_method=True)
+        self.ListLeases = channel.unary_unary(
+                '/faregate.v1.Admin/ListLeases',
+                request_serializer=faregate_dot_v1_dot_admin__pb2.ListLeasesRequest.SerializeToString,
+                response_deserializer=faregate_dot_v1_dot_admin__pb2.ListLeasesResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -120,6 +130,18 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListBudgets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLeases(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +179,16 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.DecideApproval,
                     request_deserializer=faregate_dot_v1_dot_admin__pb2.DecideApprovalRequest.FromString,
                     response_serializer=faregate_dot_v1_dot_control__pb2.ApprovalDecision.SerializeToString,
+            ),
+            'ListBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBudgets,
+                    request_deserializer=faregate_dot_v1_dot_admin__pb2.ListBudgetsRequest.FromString,
+                    response_serializer=faregate_dot_v1_dot_admin__pb2.ListBudgetsResponse.SerializeToString,
+            ),
+            'ListLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeases,
+                    request_deserializer=faregate_dot_v1_dot_admin__pb2.ListLeasesRequest.FromString,
+                    response_serializer=faregate_dot_v1_dot_admin__pb2.ListLeasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +380,60 @@ class Admin:
             '/faregate.v1.Admin/DecideApproval',
             faregate_dot_v1_dot_admin__pb2.DecideApprovalRequest.SerializeToString,
             faregate_dot_v1_dot_control__pb2.ApprovalDecision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faregate.v1.Admin/ListBudgets',
+            faregate_dot_v1_dot_admin__pb2.ListBudgetsRequest.SerializeToString,
+            faregate_dot_v1_dot_admin__pb2.ListBudgetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/faregate.v1.Admin/ListLeases',
+            faregate_dot_v1_dot_admin__pb2.ListLeasesRequest.SerializeToString,
+            faregate_dot_v1_dot_admin__pb2.ListLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,8 @@ class AdminStub:
     GetSpend: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SpendRequest, _admin_pb2.SpendResponse]
     ListApprovals: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListApprovalsRequest, _admin_pb2.ListApprovalsResponse]
     DecideApproval: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DecideApprovalRequest, _control_pb2.ApprovalDecision]
+    ListBudgets: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListBudgetsRequest, _admin_pb2.ListBudgetsResponse]
+    ListLeases: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListLeasesRequest, _admin_pb2.ListLeasesResponse]
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -57,6 +59,8 @@ class AdminAsyncStub(AdminStub):
     GetSpend: _aio.UnaryUnaryMultiCallable[_admin_pb2.SpendRequest, _admin_pb2.SpendResponse]  # type: ignore[assignment]
     ListApprovals: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListApprovalsRequest, _admin_pb2.ListApprovalsResponse]  # type: ignore[assignment]
     DecideApproval: _aio.UnaryUnaryMultiCallable[_admin_pb2.DecideApprovalRequest, _control_pb2.ApprovalDecision]  # type: ignore[assignment]
+    ListBudgets: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListBudgetsRequest, _admin_pb2.ListBudgetsResponse]  # type: ignore[assignment]
+    ListLeases: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListLeasesRequest, _admin_pb2.ListLeasesResponse]  # type: ignore[assignment]
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -110,5 +114,19 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.DecideApprovalRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ApprovalDecision, _abc.Awaitable[_control_pb2.ApprovalDecision]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBudgets(
+        self,
+        request: _admin_pb2.ListBudgetsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListBudgetsResponse, _abc.Awaitable[_admin_pb2.ListBudgetsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListLeases(
+        self,
+        request: _admin_pb2.ListLeasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListLeasesResponse, _abc.Awaitable[_admin_pb2.ListLeasesResponse]]: ...
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -287,20 +287,26 @@ class UsageBatch(_message.Message):
     INCARNATION_FIELD_NUMBER: _builtins.int
     SEQ_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
+    LEASE_CLOSES_FIELD_NUMBER: _builtins.int
     incarnation: _builtins.str
     seq: _builtins.int
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.UsageRecord]: ...
+    @_builtins.property
+    def lease_closes(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseClose]:
+        """applied after the records"""
+
     def __init__(
         self,
         *,
         incarnation: _builtins.str = ...,
         seq: _builtins.int = ...,
         records: _abc.Iterable[_types_pb2.UsageRecord] | None = ...,
+        lease_closes: _abc.Iterable[Global___LeaseClose] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["incarnation", b"incarnation", "records", b"records", "seq", b"seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["incarnation", b"incarnation", "lease_closes", b"lease_closes", "records", b"records", "seq", b"seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,6 +352,8 @@ class LeaseRequest(_message.Message):
     SPENT_NANOS_FIELD_NUMBER: _builtins.int
     RESERVED_NANOS_FIELD_NUMBER: _builtins.int
     CURRENT_LEASE_ID_FIELD_NUMBER: _builtins.int
+    DEMAND_NANOS_PER_S_FIELD_NUMBER: _builtins.int
+    PERIOD_KEY_FIELD_NUMBER: _builtins.int
     budget: _builtins.str
     requested_nanos: _builtins.int
     spent_nanos: _builtins.int
@@ -353,6 +361,9 @@ class LeaseRequest(_message.Message):
     reserved_nanos: _builtins.int
     """reserved for calls not yet reported"""
     current_lease_id: _builtins.str
+    demand_nanos_per_s: _builtins.int
+    """recent spend rate, for proportional shares"""
+    period_key: _builtins.str
     def __init__(
         self,
         *,
@@ -361,10 +372,12 @@ class LeaseRequest(_message.Message):
         spent_nanos: _builtins.int = ...,
         reserved_nanos: _builtins.int = ...,
         current_lease_id: _builtins.str = ...,
+        demand_nanos_per_s: _builtins.int = ...,
+        period_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "current_lease_id", b"current_lease_id", "requested_nanos", b"requested_nanos", "reserved_nanos", b"reserved_nanos", "spent_nanos", b"spent_nanos"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "current_lease_id", b"current_lease_id", "demand_nanos_per_s", b"demand_nanos_per_s", "period_key", b"period_key", "requested_nanos", b"requested_nanos", "reserved_nanos", b"reserved_nanos", "spent_nanos", b"spent_nanos"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -381,6 +394,10 @@ class LeaseGrant(_message.Message):
     REFRESH_AFTER_MS_FIELD_NUMBER: _builtins.int
     PERIOD_KEY_FIELD_NUMBER: _builtins.int
     SOFT_THRESHOLD_CROSSED_FIELD_NUMBER: _builtins.int
+    TTL_MS_FIELD_NUMBER: _builtins.int
+    BUDGET_COMMITTED_NANOS_FIELD_NUMBER: _builtins.int
+    BUDGET_LIMIT_NANOS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     budget: _builtins.str
     lease_id: _builtins.str
     granted_nanos: _builtins.int
@@ -388,6 +405,14 @@ class LeaseGrant(_message.Message):
     refresh_after_ms: _builtins.int
     period_key: _builtins.str
     soft_threshold_crossed: _builtins.bool
+    ttl_ms: _builtins.int
+    """The sidecar stops admitting on this lease ttl_ms after receiving it, by its
+    own monotonic clock, whatever the wall clocks say.
+    """
+    budget_committed_nanos: _builtins.int
+    budget_limit_nanos: _builtins.int
+    reason: _builtins.str
+    """why less than requested was granted"""
     def __init__(
         self,
         *,
@@ -398,14 +423,54 @@ class LeaseGrant(_message.Message):
         refresh_after_ms: _builtins.int = ...,
         period_key: _builtins.str = ...,
         soft_threshold_crossed: _builtins.bool = ...,
+        ttl_ms: _builtins.int = ...,
+        budget_committed_nanos: _builtins.int = ...,
+        budget_limit_nanos: _builtins.int = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "expires_at_unix_ms", b"expires_at_unix_ms", "granted_nanos", b"granted_nanos", "lease_id", b"lease_id", "period_key", b"period_key", "refresh_after_ms", b"refresh_after_ms", "soft_threshold_crossed", b"soft_threshold_crossed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "budget_committed_nanos", b"budget_committed_nanos", "budget_limit_nanos", b"budget_limit_nanos", "expires_at_unix_ms", b"expires_at_unix_ms", "granted_nanos", b"granted_nanos", "lease_id", b"lease_id", "period_key", b"period_key", "reason", b"reason", "refresh_after_ms", b"refresh_after_ms", "soft_threshold_crossed", b"soft_threshold_crossed", "ttl_ms", b"ttl_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LeaseGrant: _TypeAlias = LeaseGrant  # noqa: Y015
+
+@_typing.final
+class LeaseClose(_message.Message):
+    """The final account of a lease, shipped in the usage journal after every record
+    charged through it. `forfeit`: the sidecar cannot account for calls that were in
+    flight when it crashed, so the unspent remainder is not returned.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    BUDGET_FIELD_NUMBER: _builtins.int
+    SPENT_NANOS_FIELD_NUMBER: _builtins.int
+    FORFEIT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    lease_id: _builtins.str
+    budget: _builtins.str
+    spent_nanos: _builtins.int
+    forfeit: _builtins.bool
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        lease_id: _builtins.str = ...,
+        budget: _builtins.str = ...,
+        spent_nanos: _builtins.int = ...,
+        forfeit: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "forfeit", b"forfeit", "lease_id", b"lease_id", "reason", b"reason", "spent_nanos", b"spent_nanos"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseClose: _TypeAlias = LeaseClose  # noqa: Y015
 
 @_typing.final
 class ApprovalRequest(_message.Message):

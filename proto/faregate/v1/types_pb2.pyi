@@ -156,6 +156,8 @@ class _OutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Outcome.Value
     OUTCOME_CANCELLED: _Outcome.ValueType  # 4
     OUTCOME_NOT_CALLED: _Outcome.ValueType  # 5
     """the service decided not to call the model after all"""
+    OUTCOME_UNREPORTED: _Outcome.ValueType  # 6
+    """Never reported within the report deadline: settled at the reserved amount."""
 
 class Outcome(_Outcome, metaclass=_OutcomeEnumTypeWrapper): ...
 
@@ -166,6 +168,8 @@ OUTCOME_TIMEOUT: Outcome.ValueType  # 3
 OUTCOME_CANCELLED: Outcome.ValueType  # 4
 OUTCOME_NOT_CALLED: Outcome.ValueType  # 5
 """the service decided not to call the model after all"""
+OUTCOME_UNREPORTED: Outcome.ValueType  # 6
+"""Never reported within the report deadline: settled at the reserved amount."""
 Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
 class _Locality:
@@ -703,6 +707,7 @@ class UsageRecord(_message.Message):
     REPORTED_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     BUDGETS_FIELD_NUMBER: _builtins.int
+    CHARGES_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     service: _builtins.str
     capability: _builtins.str
@@ -730,6 +735,12 @@ class UsageRecord(_message.Message):
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def budgets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def charges(self) -> _containers.RepeatedCompositeFieldContainer[Global___BudgetCharge]:
+        """The lease each covering budget was charged through (the full cost_nanos is
+        charged to every budget that covers the call).
+        """
+
     def __init__(
         self,
         *,
@@ -758,11 +769,41 @@ class UsageRecord(_message.Message):
         reported_at_unix_ms: _builtins.int = ...,
         trace_id: _builtins.str = ...,
         budgets: _abc.Iterable[_builtins.str] | None = ...,
+        charges: _abc.Iterable[Global___BudgetCharge] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "budgets", b"budgets", "business_value_nanos", b"business_value_nanos", "cached_input_tokens", b"cached_input_tokens", "capability", b"capability", "config_version", b"config_version", "cost_nanos", b"cost_nanos", "decided_at_unix_ms", b"decided_at_unix_ms", "decision_id", b"decision_id", "estimated_cost_nanos", b"estimated_cost_nanos", "input_tokens", b"input_tokens", "labels", b"labels", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "outcome_label", b"outcome_label", "output_tokens", b"output_tokens", "price_version", b"price_version", "provider", b"provider", "reported_at_unix_ms", b"reported_at_unix_ms", "reserved_cost_nanos", b"reserved_cost_nanos", "service", b"service", "team", b"team", "tenant", b"tenant", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "budgets", b"budgets", "business_value_nanos", b"business_value_nanos", "cached_input_tokens", b"cached_input_tokens", "capability", b"capability", "charges", b"charges", "config_version", b"config_version", "cost_nanos", b"cost_nanos", "decided_at_unix_ms", b"decided_at_unix_ms", "decision_id", b"decision_id", "estimated_cost_nanos", b"estimated_cost_nanos", "input_tokens", b"input_tokens", "labels", b"labels", "latency_ms", b"latency_ms", "model", b"model", "outcome", b"outcome", "outcome_label", b"outcome_label", "output_tokens", b"output_tokens", "price_version", b"price_version", "provider", b"provider", "reported_at_unix_ms", b"reported_at_unix_ms", "reserved_cost_nanos", b"reserved_cost_nanos", "service", b"service", "team", b"team", "tenant", b"tenant", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UsageRecord: _TypeAlias = UsageRecord  # noqa: Y015
+
+@_typing.final
+class BudgetCharge(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUDGET_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_KEY_FIELD_NUMBER: _builtins.int
+    RESERVED_NANOS_FIELD_NUMBER: _builtins.int
+    budget: _builtins.str
+    lease_id: _builtins.str
+    """"offline:<incarnation>" for spend under an offline allowance"""
+    period_key: _builtins.str
+    reserved_nanos: _builtins.int
+    def __init__(
+        self,
+        *,
+        budget: _builtins.str = ...,
+        lease_id: _builtins.str = ...,
+        period_key: _builtins.str = ...,
+        reserved_nanos: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "lease_id", b"lease_id", "period_key", b"period_key", "reserved_nanos", b"reserved_nanos"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BudgetCharge: _TypeAlias = BudgetCharge  # noqa: Y015

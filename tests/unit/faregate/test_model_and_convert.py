@@ -9,6 +9,7 @@ from faregate.convert import snapshot_from_pb, snapshot_to_pb, usage_from_pb, us
 from faregate.model import (
     Action,
     Budget,
+    BudgetCharge,
     Capability,
     Locality,
     Model,
@@ -109,5 +110,6 @@ def test_usage_record_round_trips() -> None:
         labels=MappingProxyType({"k": "v"}),
         trace_id="t",
         budgets=("b1",),
+        charges=(BudgetCharge("b1", "lease-1", "2026-12", 60),),
     )
     assert usage_from_pb(usage_to_pb(record)) == record
