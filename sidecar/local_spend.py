@@ -21,48 +21,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from faregate.model import Budget, Snapshot, UsageRecord
+from faregate.periods import period_window
 from faregate.pricing import format_usd
 from sidecar.decision import Candidate, RouteRequest
 from sidecar.pressure import Pressure
 from sidecar.snapshot_store import SnapshotSource
 
 log = logging.getLogger(__name__)
-
-FOREVER = (0, 2**63 - 1)
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        log.warning("unknown time zone %r for a budget period; using UTC", name)
-        return ZoneInfo("UTC")
-
-
-def _start_of(day: date, zone: ZoneInfo) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
-
-
-def period_window(period: str, time_zone: str, at_ms: int) -> tuple[int, int]:
-    """[start, end) in Unix ms of the `period` containing `at_ms`, in `time_zone`."""
-    if period == "fixed":
-        return FOREVER
-    zone = _zone(time_zone)
-    today = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone).date()
-    if period == "day":
-        first, following = today, today + timedelta(days=1)
-    elif period == "week":
-        first = today - timedelta(days=today.weekday())
-        following = first + timedelta(days=7)
-    else:  # "month", the default
-        first = today.replace(day=1)
-        following = (first + timedelta(days=32)).replace(day=1)
-    return _start_of(first, zone), _start_of(following, zone)
 
 
 def threshold_nanos(budget: Budget) -> int:

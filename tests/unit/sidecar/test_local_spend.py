@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from faregate.model import Action, Budget, Capability, RoutingPolicy, Snapshot, UsageRecord
+from faregate.periods import period_window
 from sidecar.decision import RouteRequest
-from sidecar.local_spend import LocalSpendPressure, period_window, threshold_nanos
+from sidecar.local_spend import LocalSpendPressure, threshold_nanos
 from tests.unit.sidecar.catalog import T0, Engine, make_snapshot, record, rule_names
 
 ORDERED = Capability(
