@@ -18,6 +18,8 @@ from clients.admin_results import (
     ApplyResult,
     Approval,
     ApprovalDecision,
+    BudgetStatus,
+    LeaseInfo,
     RevisionInfo,
     SidecarList,
     SpendReport,
@@ -81,6 +83,20 @@ class AdminClient:
         request = admin_pb2.SpendRequest(window_ms=window_ms, group_by=group_by)
         response = self._call(lambda: self._stub.GetSpend(request, timeout=self._timeout))
         return convert.spend(response)
+
+    def list_budgets(self) -> list[BudgetStatus]:
+        """Every configured budget in its current period: limit, committed, outstanding,
+        remaining, burn rate and projected exhaustion."""
+        request = admin_pb2.ListBudgetsRequest()
+        response = self._call(lambda: self._stub.ListBudgets(request, timeout=self._timeout))
+        return convert.budgets(response)
+
+    def list_leases(self, include_closed: bool = False) -> list[LeaseInfo]:
+        """Open budget leases, or every lease (closed, forfeited, expired) with
+        `include_closed`."""
+        request = admin_pb2.ListLeasesRequest(include_closed=include_closed)
+        response = self._call(lambda: self._stub.ListLeases(request, timeout=self._timeout))
+        return convert.leases(response)
 
     def list_approvals(self, include_decided: bool = False) -> list[Approval]:
         """Pending approvals, or all of them (newest first) with `include_decided`."""

@@ -123,3 +123,47 @@ class Approval:
     @property
     def state(self) -> str:
         return self.decision.state
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """A budget in its current period. `remaining` is what no lease holds
+    (limit - committed - outstanding); a projected exhaustion of 0 means not within
+    the period at the current burn rate; a period end of 0, never (`fixed`)."""
+
+    name: str
+    period_key: str
+    limit_nanos: int
+    committed_nanos: int
+    outstanding_nanos: int
+    remaining_nanos: int
+    forfeited_nanos: int = 0
+    late_nanos: int = 0
+    burn_rate_nanos_per_hour: int = 0
+    projected_exhaustion_unix_ms: int = 0
+    mode: str = ""
+    offline_policy: str = ""
+    soft_threshold_crossed: bool = False
+    scope: str = ""
+    open_leases: int = 0
+    period_end_unix_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """A sidecar's authority to spend a slice of a budget; `state` is `open`,
+    `closed`, `forfeited` or `expired`, `held` what it still adds to outstanding."""
+
+    lease_id: str
+    budget: str
+    period_key: str
+    sidecar_id: str
+    state: str
+    granted_nanos: int
+    applied_nanos: int
+    held_nanos: int = 0
+    expires_at_unix_ms: int = 0
+    service: str = ""
+    incarnation: str = ""
+    created_at_unix_ms: int = 0
+    updated_at_unix_ms: int = 0

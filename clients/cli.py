@@ -1,5 +1,5 @@
-"""The `faregate` admin CLI: apply configuration, inspect the catalog, sidecars and spend,
-decide approvals, explain a decision.
+"""The `faregate` admin CLI: apply configuration, inspect the catalog, sidecars, spend and
+budgets, decide approvals, explain a decision.
 
 Wiring only: click commands call an Admin client (or, for `explain`, a sidecar's
 Router) and print `clients.views` as rich tables or JSON. The clients come from
@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from clients.cli_approvals import approvals
+from clients.cli_budgets import budgets, leases
 from clients.cli_context import (
     DEFAULT_CONTROLPLANE,
     EXIT_REJECTED,
@@ -72,6 +73,7 @@ def cli(ctx: click.Context, controlplane: str, output: str) -> None:
       faregate apply -f examples/faregate.yaml --dry-run
       faregate get sidecars
       faregate spend --window 24h --by team
+      faregate budgets
       faregate approvals list
       faregate explain summarization --sidecar 127.0.0.1:7401 --risk high
       faregate -o json get models | jq '.[].name'
@@ -128,12 +130,14 @@ def apply(ctx: CliContext, path: str, dry_run: bool) -> None:
 
 @cli.group()
 def get() -> None:
-    """Show what the control plane serves: models, capabilities, tenants, sidecars, revisions.
+    """Show what the control plane serves: models, capabilities, tenants, sidecars,
+    revisions and budget leases.
 
     \b
     Examples:
       faregate get models
       faregate get sidecars          # who runs which snapshot version
+      faregate get leases            # who holds how much of which budget
       faregate -o json get revisions
     """
 
@@ -252,6 +256,8 @@ def spend(ctx: CliContext, window_ms: int, group_by: str) -> None:
     show(ctx, spend_view(report))
 
 
+get.add_command(leases)
+cli.add_command(budgets)
 cli.add_command(approvals)
 cli.add_command(explain)
 

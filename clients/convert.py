@@ -16,7 +16,9 @@ from clients.admin_results import (
     ApplyResult,
     Approval,
     ApprovalDecision,
+    BudgetStatus,
     ConfigChange,
+    LeaseInfo,
     RevisionInfo,
     SidecarInfo,
     SidecarList,
@@ -309,3 +311,48 @@ def approvals(response: admin_pb2.ListApprovalsResponse) -> list[Approval]:
             )
         )
     return listed
+
+
+def budgets(response: admin_pb2.ListBudgetsResponse) -> list[BudgetStatus]:
+    return [
+        BudgetStatus(
+            name=b.name,
+            period_key=b.period_key,
+            limit_nanos=b.limit_nanos,
+            committed_nanos=b.committed_nanos,
+            outstanding_nanos=b.outstanding_nanos,
+            remaining_nanos=b.remaining_nanos,
+            forfeited_nanos=b.forfeited_nanos,
+            late_nanos=b.late_nanos,
+            burn_rate_nanos_per_hour=b.burn_rate_nanos_per_hour,
+            projected_exhaustion_unix_ms=b.projected_exhaustion_unix_ms,
+            mode=b.mode,
+            offline_policy=b.offline_policy,
+            soft_threshold_crossed=b.soft_threshold_crossed,
+            scope=b.scope,
+            open_leases=b.open_leases,
+            period_end_unix_ms=b.period_end_unix_ms,
+        )
+        for b in response.budgets
+    ]
+
+
+def leases(response: admin_pb2.ListLeasesResponse) -> list[LeaseInfo]:
+    return [
+        LeaseInfo(
+            lease_id=lease.lease_id,
+            budget=lease.budget,
+            period_key=lease.period_key,
+            sidecar_id=lease.sidecar_id,
+            state=lease.state,
+            granted_nanos=lease.granted_nanos,
+            applied_nanos=lease.applied_nanos,
+            held_nanos=lease.held_nanos,
+            expires_at_unix_ms=lease.expires_at_unix_ms,
+            service=lease.service,
+            incarnation=lease.incarnation,
+            created_at_unix_ms=lease.created_at_unix_ms,
+            updated_at_unix_ms=lease.updated_at_unix_ms,
+        )
+        for lease in response.leases
+    ]

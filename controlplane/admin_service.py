@@ -6,6 +6,9 @@ returns the changes and stores nothing; content equal to the current revision
 stores nothing and answers `unchanged`. Other bad input is INVALID_ARGUMENT naming
 the field.
 
+`ListBudgets` shows every budget of the current configuration in its current period
+(`controlplane.budget_status`); `ListLeases` the open leases, or all of them.
+
 `ListApprovals` shows pending approvals (or all, newest first), lapsed ones marked
 expired on the way. `DecideApproval` decides once: an unknown id is NOT_FOUND, one
 already decided or expired FAILED_PRECONDITION; an approval without `valid_for_ms` or
@@ -25,13 +28,16 @@ from typing import Any, NoReturn
 import grpc
 
 from controlplane.approvals import Verdict, closed_message, governance_of, verdict_problem
+from controlplane.budget_status import BURN_WINDOW_MS, budget_status
 from controlplane.clock import Clock
 from controlplane.compiler import compile_snapshot
 from controlplane.config import validate_config
 from controlplane.convert import (
     approval_to_pb,
+    budget_status_to_pb,
     change_to_pb,
     decision_to_pb,
+    lease_to_pb,
     revision_to_pb,
     sidecar_to_pb,
     spend_to_pb,
@@ -42,6 +48,7 @@ from controlplane.snapshot_source import SnapshotSource
 from controlplane.store import SpendGroup, Store
 from faregate.convert import snapshot_to_pb
 from faregate.model import Snapshot
+from faregate.periods import period_key
 from faregate.v1 import admin_pb2, admin_pb2_grpc, control_pb2, types_pb2
 
 log = logging.getLogger(__name__)
@@ -215,14 +222,31 @@ class AdminService(admin_pb2_grpc.AdminServicer):
     async def ListBudgets(
         self, request: admin_pb2.ListBudgetsRequest, context: Context
     ) -> admin_pb2.ListBudgetsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "budget leases are not served yet")
-        raise AssertionError("abort returned")
+        snapshot = await self._current_snapshot()
+        budgets = snapshot.budgets if snapshot is not None else ()
+        now = self._clock.now_ms()
+        keys = [(b.name, period_key(b.period, b.time_zone, now)) for b in budgets]
+        totals = await asyncio.to_thread(self._store.budget_totals, keys)
+        burn = await asyncio.to_thread(
+            self._store.budget_burn, [b.name for b in budgets], now - BURN_WINDOW_MS
+        )
+        statuses = [
+            budget_status(budget, total, burn.get(budget.name, 0), now)
+            for budget, total in zip(budgets, totals, strict=True)
+        ]
+        for status in statuses:
+            self._metrics.budget_remaining_nanos.labels(budget=status.name).set(
+                status.remaining_nanos
+            )
+        return admin_pb2.ListBudgetsResponse(budgets=[budget_status_to_pb(s) for s in statuses])
 
     async def ListLeases(
         self, request: admin_pb2.ListLeasesRequest, context: Context
     ) -> admin_pb2.ListLeasesResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "budget leases are not served yet")
-        raise AssertionError("abort returned")
+        listed = await asyncio.to_thread(
+            lambda: self._store.list_leases(include_closed=request.include_closed)
+        )
+        return admin_pb2.ListLeasesResponse(leases=[lease_to_pb(lease) for lease in listed])
 
     async def DecideApproval(
         self, request: admin_pb2.DecideApprovalRequest, context: Context

@@ -2,7 +2,8 @@
 
 The control plane's only module, besides the gRPC services, that touches `_pb2`
 types: the stored form of a snapshot (serialized `faregate.v1.Snapshot` bytes), the
-Admin API's response messages and approvals both ways. No I/O, no clock.
+Admin API's response messages, approvals both ways, lease grants and closes. No I/O,
+no clock.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from controlplane.approvals import Approval, ApprovalState
+from controlplane.budget_status import BudgetStatus
 from controlplane.diff import Change
+from controlplane.leases import Lease, LeaseClose, LeaseGrant
 from controlplane.store import RevisionInfo, SidecarHello, SidecarInfo, SpendRow
 from faregate.convert import RISK_FROM_PB, RISK_TO_PB, snapshot_from_pb, snapshot_to_pb
 from faregate.model import RiskLevel, Snapshot
@@ -163,4 +166,72 @@ def approval_to_pb(approval: Approval) -> admin_pb2.Approval:
         sidecar_id=approval.sidecar_id,
         requested_at_unix_ms=approval.requested_at_ms,
         service=approval.service,
+    )
+
+
+def lease_close_from_pb(message: control_pb2.LeaseClose) -> LeaseClose:
+    return LeaseClose(
+        lease_id=message.lease_id,
+        budget=message.budget,
+        spent_nanos=message.spent_nanos,
+        forfeit=message.forfeit,
+        reason=message.reason,
+    )
+
+
+def lease_grant_to_pb(
+    grant: LeaseGrant, *, refresh_after_ms: int, soft_threshold_crossed: bool
+) -> control_pb2.LeaseGrant:
+    lease = grant.lease
+    return control_pb2.LeaseGrant(
+        budget=lease.budget,
+        lease_id=lease.lease_id,
+        granted_nanos=lease.granted_nanos,
+        expires_at_unix_ms=lease.expires_at_ms,
+        refresh_after_ms=refresh_after_ms,
+        period_key=lease.period_key,
+        soft_threshold_crossed=soft_threshold_crossed,
+        ttl_ms=lease.ttl_ms,
+        budget_committed_nanos=grant.committed_nanos,
+        budget_limit_nanos=grant.limit_nanos,
+        reason=grant.reason,
+    )
+
+
+def budget_status_to_pb(status: BudgetStatus) -> admin_pb2.BudgetStatus:
+    return admin_pb2.BudgetStatus(
+        name=status.name,
+        period_key=status.period_key,
+        limit_nanos=status.limit_nanos,
+        committed_nanos=status.committed_nanos,
+        outstanding_nanos=status.outstanding_nanos,
+        remaining_nanos=status.remaining_nanos,
+        forfeited_nanos=status.forfeited_nanos,
+        late_nanos=status.late_nanos,
+        burn_rate_nanos_per_hour=status.burn_rate_nanos_per_hour,
+        projected_exhaustion_unix_ms=status.projected_exhaustion_unix_ms,
+        mode=status.mode,
+        offline_policy=status.offline_policy,
+        soft_threshold_crossed=status.soft_threshold_crossed,
+        scope=status.scope,
+        open_leases=status.open_leases,
+        period_end_unix_ms=status.period_end_unix_ms,
+    )
+
+
+def lease_to_pb(lease: Lease) -> admin_pb2.LeaseStatus:
+    return admin_pb2.LeaseStatus(
+        lease_id=lease.lease_id,
+        budget=lease.budget,
+        period_key=lease.period_key,
+        sidecar_id=lease.sidecar_id,
+        service=lease.service,
+        incarnation=lease.incarnation,
+        granted_nanos=lease.granted_nanos,
+        applied_nanos=lease.applied_nanos,
+        held_nanos=lease.held_nanos,
+        expires_at_unix_ms=lease.expires_at_ms,
+        state=lease.state.value,
+        created_at_unix_ms=lease.created_at_ms,
+        updated_at_unix_ms=lease.updated_at_ms,
     )

@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry
 from controlplane.admin_service import AdminService
 from controlplane.approval_feed import ApprovalWatcher
 from controlplane.clock import SystemClock
+from controlplane.lease_sweeper import LeaseSweeper
+from controlplane.leases import DEFAULT_EXPIRY_MARGIN_MS, DEFAULT_TTL_MS
 from controlplane.metrics import ControlPlaneMetrics, serve_metrics
 from controlplane.migrate import upgrade
 from controlplane.snapshot_source import RevisionWatcher
@@ -96,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_HEARTBEAT_INTERVAL,
         help="seconds between heartbeats (default 5)",
     )
+    serve.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=DEFAULT_TTL_MS / 1000,
+        help="seconds a budget lease lets a sidecar spend without refreshing (default 30)",
+    )
+    serve.add_argument(
+        "--lease-expiry-margin",
+        type=float,
+        default=DEFAULT_EXPIRY_MARGIN_MS / 1000,
+        help="seconds past its TTL before an unrefreshed lease is taken back, and never "
+        "sooner after this replica starts (default 600)",
+    )
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     _store_flags(migrate)
     return parser
@@ -107,8 +122,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv.insert(0, "serve")
     args = build_parser().parse_args(argv)
-    if args.command == "serve" and args.heartbeat_interval <= 0:
-        raise SystemExit("--heartbeat-interval: must be positive")
+    if args.command == "serve":
+        if args.heartbeat_interval <= 0:
+            raise SystemExit("--heartbeat-interval: must be positive")
+        if args.lease_ttl < 0.003:  # refresh_after is a third of it, in whole ms
+            raise SystemExit("--lease-ttl: must be positive")
+        if args.lease_expiry_margin < 0:
+            raise SystemExit("--lease-expiry-margin: must not be negative")
     return args
 
 
@@ -146,7 +166,9 @@ async def serve(args: argparse.Namespace) -> None:
         controlplane_id=identity,
         heartbeat_interval=args.heartbeat_interval,
         approvals=approvals,
+        lease_ttl_ms=round(args.lease_ttl * 1000),
     )
+    sweeper = LeaseSweeper(store, clock, metrics, margin_ms=round(args.lease_expiry_margin * 1000))
     admin = AdminService(
         store=store,
         source=watcher,
@@ -166,6 +188,7 @@ async def serve(args: argparse.Namespace) -> None:
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     watcher_task = asyncio.create_task(watcher.run())
     approvals_task = asyncio.create_task(approvals.run())
+    sweeper_task = asyncio.create_task(sweeper.run())
 
     listen = f"{listen_host}:{port}"
     log.info(
@@ -188,7 +211,7 @@ async def serve(args: argparse.Namespace) -> None:
         await health_servicer.enter_graceful_shutdown()
         sync.close()  # sidecars see their stream end and reconnect (to another replica)
         await server.stop(SHUTDOWN_GRACE_S)
-        for task in (watcher_task, approvals_task):
+        for task in (watcher_task, approvals_task, sweeper_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -61,6 +61,43 @@ class ControlPlaneMetrics:
             "Usage records written to the ledger.",
             registry=registry,
         )
+        self.usage_late_records = Counter(
+            "faregate_controlplane_usage_late_records",
+            "Budget charges that arrived after their lease had ended (counted, late).",
+            registry=registry,
+        )
+        self.usage_late_nanos = Counter(
+            "faregate_controlplane_usage_late_nanos",
+            "Cost in nano-USD of budget charges that arrived after their lease had ended.",
+            registry=registry,
+        )
+        self.leases_granted = Counter(
+            "faregate_controlplane_leases_granted",
+            "Lease grants (new leases, top-ups and refreshes) sent to sidecars.",
+            registry=registry,
+        )
+        self.lease_granted_nanos = Counter(
+            "faregate_controlplane_lease_granted_nanos",
+            "Budget in nano-USD newly granted to leases (top-ups, not cumulative totals).",
+            registry=registry,
+        )
+        self.leases_closed = Counter(
+            "faregate_controlplane_leases_closed",
+            "Leases closed or forfeited by their sidecars' usage journals.",
+            registry=registry,
+        )
+        self.leases_expired = Counter(
+            "faregate_controlplane_leases_expired",
+            "Leases expired by this replica (neither refreshed nor closed in time).",
+            registry=registry,
+        )
+        self.budget_remaining_nanos = Gauge(
+            "faregate_controlplane_budget_remaining_nanos",
+            "Limit minus committed minus outstanding, per budget in its current period, "
+            "as of this replica's latest grant or budget listing.",
+            ["budget"],
+            registry=registry,
+        )
         self.revisions_applied = Counter(
             "faregate_controlplane_revisions_applied",
             "Configuration revisions stored through this replica.",

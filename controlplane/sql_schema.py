@@ -5,14 +5,26 @@ The schema is created and changed only by the Alembic migrations in
 `alembic revision --autogenerate`). Money columns are 64-bit integers of nano-USD.
 Times are Unix milliseconds, written by the caller's clock, never by the database.
 
-May import sqlalchemy; must not import grpc or `faregate.v1`.
+May import sqlalchemy; must not import grpc or `faregate.v1`. Besides the tables,
+only `dialect_insert`, which every SQL module writes with.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 metadata = sa.MetaData()
+
+
+def dialect_insert(connection: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT support (both dialects spell it alike)."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
 
 revisions = sa.Table(
     "revisions",
@@ -124,4 +136,46 @@ approvals = sa.Table(
     sa.Column("uses", sa.BigInteger, nullable=False),
     sa.Column("service", sa.String, nullable=False, server_default=""),
     sa.Column("updated_at_ms", sa.BigInteger, nullable=False, server_default="0", index=True),
+)
+
+# One row per budget and period (0003): the row every grant, usage batch, close and
+# expiry of that budget period locks first. `committed_nanos` is C (usage applied plus
+# forfeited remainders); `limit_nanos` is the limit the latest grant was made under.
+budget_periods = sa.Table(
+    "budget_periods",
+    metadata,
+    sa.Column("budget", sa.String, primary_key=True),
+    sa.Column("period_key", sa.String, primary_key=True),
+    sa.Column("limit_nanos", sa.BigInteger, nullable=False),
+    sa.Column("committed_nanos", sa.BigInteger, nullable=False),
+    sa.Column("forfeited_nanos", sa.BigInteger, nullable=False),
+    sa.Column("late_nanos", sa.BigInteger, nullable=False),
+    sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+)
+
+# One lease per (sidecar, incarnation, budget, period), topped up in place (0003).
+# Outstanding O of a budget period is the sum of max(0, granted - applied) over its
+# open leases.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("lease_id", sa.String, primary_key=True),
+    sa.Column("budget", sa.String, nullable=False),
+    sa.Column("period_key", sa.String, nullable=False),
+    sa.Column("sidecar_id", sa.String, nullable=False),
+    sa.Column("service", sa.String, nullable=False),
+    sa.Column("incarnation", sa.String, nullable=False),
+    sa.Column("granted_nanos", sa.BigInteger, nullable=False),
+    sa.Column("applied_nanos", sa.BigInteger, nullable=False),
+    sa.Column("demand_nanos_per_s", sa.BigInteger, nullable=False),
+    sa.Column("expires_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("ttl_ms", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint(
+        "sidecar_id", "incarnation", "budget", "period_key", name="uq_leases_holder"
+    ),
+    sa.Index("ix_leases_budget_period_state", "budget", "period_key", "state"),
+    sa.Index("ix_leases_state_expires_at_ms", "state", "expires_at_ms"),
 )

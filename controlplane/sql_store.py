@@ -1,10 +1,8 @@
 """The `Store` on SQL: SQLite (embedded default) or PostgreSQL (shared by replicas).
 
 SQLAlchemy Core over a synchronous engine; every public method is one transaction.
-Exactly-once usage rests on the database, not on this process: the batch key
-(sidecar_id, incarnation, seq) and the ledger's decision_id are primary keys and are
-inserted with ON CONFLICT DO NOTHING, so a batch repeated after a reconnect, or sent
-to two replicas at once, is counted once. Revision ids come from max(id) + 1 inside
+Exactly-once usage rests on the database, not on this process (`sql_ledger`); budget
+conservation on row locks (`sql_leases`). Revision ids come from max(id) + 1 inside
 the inserting transaction, which holds the database's write lock (SQLite) or an
 advisory lock (PostgreSQL), so replicas applying at once get consecutive ids.
 
@@ -15,28 +13,19 @@ May import sqlalchemy; must not import grpc. Snapshots are stored through
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from controlplane.convert import decode_snapshot, encode_snapshot
 from controlplane.sql_approvals import SqlApprovals
-from controlplane.sql_schema import revisions, sidecar_nacks, sidecars, usage, usage_batches
-from controlplane.store import (
-    AppendResult,
-    BatchResult,
-    RevisionInfo,
-    SidecarHello,
-    SidecarInfo,
-    SpendGroup,
-    SpendRow,
-    UsageBatch,
-)
-from faregate.model import Snapshot, UsageRecord
+from controlplane.sql_leases import SqlLeases
+from controlplane.sql_ledger import SqlLedger
+from controlplane.sql_schema import dialect_insert, revisions, sidecar_nacks, sidecars
+from controlplane.store import AppendResult, RevisionInfo, SidecarHello, SidecarInfo
+from faregate.model import Snapshot
 
 # Any constant all replicas share ("fgrv"); distinct from the migration lock.
 _APPEND_LOCK_KEY = 0x66677276
@@ -80,13 +69,6 @@ def public_url(url: str) -> str:
     return sa.make_url(url)._replace(password=None).render_as_string(hide_password=False)
 
 
-def _insert(connection: sa.Connection, table: sa.Table) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT support."""
-    if connection.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _revision_info(row: Any) -> RevisionInfo:
     """From a row of `_INFO_COLUMNS`."""
     return RevisionInfo(
@@ -113,32 +95,11 @@ _INFO_COLUMNS = (
 )
 
 
-def _ledger_row(batch: UsageBatch, record: UsageRecord, now_ms: int) -> dict[str, Any]:
-    row = {
-        field.name: getattr(record, field.name)
-        for field in dataclasses.fields(record)
-        if field.name not in {"labels", "budgets", "decided_at_unix_ms", "reported_at_unix_ms"}
-    }
-    row.update(
-        action=str(record.action),
-        outcome=str(record.outcome),
-        labels=json.dumps(dict(record.labels), sort_keys=True),
-        budgets=json.dumps(list(record.budgets)),
-        decided_at_ms=record.decided_at_unix_ms,
-        # A record without a report time is counted from when it reached the ledger.
-        reported_at_ms=record.reported_at_unix_ms or now_ms,
-        sidecar_id=batch.sidecar_id,
-        incarnation=batch.incarnation,
-        seq=batch.seq,
-        applied_at_ms=now_ms,
-    )
-    return row
-
-
-class SqlStore(SqlApprovals):
+class SqlStore(SqlLedger, SqlLeases, SqlApprovals):
     """`controlplane.store.Store` on a SQLAlchemy engine (which it disposes on close).
 
-    Approvals are in `controlplane.sql_approvals`."""
+    The usage ledger is in `controlplane.sql_ledger`, leases and budget totals in
+    `controlplane.sql_leases`, approvals in `controlplane.sql_approvals`."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -249,7 +210,7 @@ class SqlStore(SqlApprovals):
             "controlplane_id": hello.controlplane_id,
         }
         with self._engine.begin() as connection:
-            statement = _insert(connection, sidecars).values(
+            statement = dialect_insert(connection, sidecars).values(
                 sidecar_id=hello.sidecar_id, last_nack_version="", last_nack_reason="", **values
             )
             connection.execute(
@@ -279,7 +240,7 @@ class SqlStore(SqlApprovals):
                 .values(last_nack_version=version, last_nack_reason=reason, last_seen_ms=now_ms)
             )
             connection.execute(
-                _insert(connection, sidecar_nacks)
+                dialect_insert(connection, sidecar_nacks)
                 .values(sidecar_id=sidecar_id, version=version, reason=reason, nacked_at_ms=now_ms)
                 .on_conflict_do_nothing()
             )
@@ -327,71 +288,3 @@ class SqlStore(SqlApprovals):
                 )
                 for row in connection.execute(query)
             ]
-
-    # -- usage ledger -----------------------------------------------------------------
-
-    def apply_usage_batch(self, batch: UsageBatch, now_ms: int) -> BatchResult:
-        with self._engine.begin() as connection:
-            claimed = connection.execute(
-                _insert(connection, usage_batches)
-                .values(
-                    sidecar_id=batch.sidecar_id,
-                    incarnation=batch.incarnation,
-                    seq=batch.seq,
-                    records=len(batch.records),
-                    applied_at_ms=now_ms,
-                )
-                .on_conflict_do_nothing()
-                # RETURNING rather than rowcount: a row comes back only if inserted,
-                # on every dialect and driver.
-                .returning(usage_batches.c.seq)
-            ).first()
-            if claimed is None:
-                return BatchResult(duplicate=True, applied=0)
-            if not batch.records:
-                return BatchResult(duplicate=False, applied=0)
-            rows = [_ledger_row(batch, record, now_ms) for record in batch.records]
-            # A decision already in the ledger (e.g. re-journaled under a new
-            # incarnation) is skipped rather than failing the batch forever.
-            inserted = connection.execute(
-                _insert(connection, usage)
-                .on_conflict_do_nothing(index_elements=[usage.c.decision_id])
-                .returning(usage.c.decision_id),
-                rows,
-            ).all()
-        return BatchResult(duplicate=False, applied=len(inserted))
-
-    def spend(self, group_by: SpendGroup, since_ms: int | None) -> Sequence[SpendRow]:
-        keys: list[sa.ColumnElement[Any]] = (
-            [usage.c.tenant, usage.c.team]
-            if group_by is SpendGroup.TEAM
-            else [usage.c[str(group_by)]]
-        )
-        sums = [
-            sa.func.coalesce(sa.func.sum(usage.c[name]), 0).label(name)
-            for name in (
-                "cost_nanos",
-                "input_tokens",
-                "cached_input_tokens",
-                "output_tokens",
-                "business_value_nanos",
-            )
-        ]
-        query = sa.select(*keys, sa.func.count().label("requests"), *sums).group_by(*keys)
-        if since_ms is not None:
-            query = query.where(usage.c.reported_at_ms >= since_ms)
-        with self._engine.connect() as connection:
-            result = list(connection.execute(query))
-        rows = [
-            SpendRow(
-                key=f"{row[0]}/{row[1]}" if group_by is SpendGroup.TEAM else str(row[0]),
-                cost_nanos=int(row.cost_nanos),
-                requests=int(row.requests),
-                input_tokens=int(row.input_tokens),
-                cached_input_tokens=int(row.cached_input_tokens),
-                output_tokens=int(row.output_tokens),
-                business_value_nanos=int(row.business_value_nanos),
-            )
-            for row in result
-        ]
-        return sorted(rows, key=lambda r: (-r.cost_nanos, r.key))

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from controlplane.approvals import Approval, Verdict
+from controlplane.leases import BudgetTotals, Lease, LeaseAsk, LeaseClose, LeaseGrant
 from faregate.model import Snapshot, UsageRecord
 
 
@@ -77,18 +78,26 @@ class SidecarInfo:
 
 @dataclass(frozen=True, slots=True)
 class UsageBatch:
-    """What a sidecar ships: applied at most once per (sidecar_id, incarnation, seq)."""
+    """What a sidecar ships: applied at most once per (sidecar_id, incarnation, seq).
+
+    Each record's charges are applied to its leases and budget periods; the lease
+    closes after all the records. Charges must carry their period key (the Sync
+    service fills missing ones from the snapshot; `controlplane.leases`)."""
 
     sidecar_id: str
     incarnation: str
     seq: int
     records: tuple[UsageRecord, ...]
+    closes: tuple[LeaseClose, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     duplicate: bool
     applied: int  # ledger rows inserted; records already in the ledger are skipped
+    late_records: int = 0  # charges through a lease that had already ended
+    late_nanos: int = 0
+    closed: int = 0  # leases closed or forfeited by this batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +154,33 @@ class Store(Protocol):
 
     def list_sidecars(self) -> Sequence[SidecarInfo]: ...
 
-    def apply_usage_batch(self, batch: UsageBatch, now_ms: int) -> BatchResult: ...
+    def apply_usage_batch(self, batch: UsageBatch, now_ms: int) -> BatchResult:
+        """Once per batch key, in one transaction: the ledger rows (once per decision),
+        their charges to leases and budget periods, then the lease closes."""
+        ...
+
+    def grant_lease(self, ask: LeaseAsk) -> LeaseGrant:
+        """Top up (or open) the asker's lease by what `controlplane.allocation` allows,
+        under the budget period's row lock, and refresh its expiry; committed when this
+        returns."""
+        ...
+
+    def list_leases(self, *, include_closed: bool) -> Sequence[Lease]:
+        """Open leases (or all), by budget, period, sidecar."""
+        ...
+
+    def budget_totals(self, keys: Sequence[tuple[str, str]]) -> Sequence[BudgetTotals]:
+        """Totals of each (budget, period key), in the order asked."""
+        ...
+
+    def budget_burn(self, budgets: Sequence[str], since_ms: int) -> dict[str, int]:
+        """Ledger cost per budget of usage reported at or after `since_ms`."""
+        ...
+
+    def expire_leases(self, before_ms: int, now_ms: int) -> int:
+        """Mark open leases whose expiry is before `before_ms` expired (their remainder
+        returns to the budget); how many were."""
+        ...
 
     def spend(self, group_by: SpendGroup, since_ms: int | None) -> Sequence[SpendRow]:
         """Totals per key over usage reported at or after `since_ms` (None: all time)."""

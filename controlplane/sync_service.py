@@ -7,6 +7,14 @@ reconnect does not bring a rejected version back). ACKs, NACKs, heartbeats and
 connection state are recorded in the store; usage batches are applied once through
 it and answered with `UsageAck`. Both sides send heartbeats every interval.
 
+Leases: a `LeaseRequest` is resolved against the current snapshot to the budget's
+current period (a request naming a period that has ended gets a lease on the new
+one), granted through the store, which commits it before it is answered here with a
+`LeaseGrant` (cumulative amount, TTL, refresh time). An unknown budget gets a grant of
+0 with the reason. `soft_threshold_crossed` reports committed spend alone past the
+lowest soft threshold (`controlplane.leases.soft_threshold_crossed`). A usage batch's
+charges without a period key count in the period their call was decided in.
+
 Approvals: an `ApprovalRequest` is stored once per approval id, waiting the
 `approval_ttl` of the governance in force (a request already closed is answered with
 its decision at once). Every decision the `ApprovalFeed` announces, whichever replica
@@ -33,12 +41,25 @@ import grpc
 from controlplane.approval_feed import ApprovalFeed
 from controlplane.approvals import Approval, ApprovalState, governance_of
 from controlplane.clock import Clock
-from controlplane.convert import approval_from_pb, decision_to_pb, hello_from_pb
+from controlplane.convert import (
+    approval_from_pb,
+    decision_to_pb,
+    hello_from_pb,
+    lease_close_from_pb,
+    lease_grant_to_pb,
+)
+from controlplane.leases import (
+    DEFAULT_TTL_MS,
+    LeaseGrant,
+    lease_ask,
+    soft_threshold_crossed,
+    with_period_keys,
+)
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.snapshot_source import SnapshotSource
 from controlplane.store import Store, UsageBatch
 from faregate.convert import snapshot_to_pb, usage_from_pb
-from faregate.model import Snapshot
+from faregate.model import Budget, Snapshot
 from faregate.v1 import control_pb2, control_pb2_grpc, types_pb2
 
 log = logging.getLogger(__name__)
@@ -74,6 +95,7 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
         controlplane_id: str,
         heartbeat_interval: float,
         approvals: ApprovalFeed | None = None,
+        lease_ttl_ms: int = DEFAULT_TTL_MS,
     ) -> None:
         self._store = store
         self._source = source
@@ -81,6 +103,7 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
         self._clock = clock
         self._controlplane_id = controlplane_id
         self._heartbeat_interval = heartbeat_interval
+        self._lease_ttl_ms = lease_ttl_ms
         self._streams: dict[str, _Stream] = {}  # sidecar id -> its newest stream here
         self._pb_cache: tuple[str, types_pb2.Snapshot] | None = None
         if approvals is not None:
@@ -217,22 +240,74 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
             stream.outbox.put_nowait(await self._apply_usage(stream, message.usage))
         elif kind == "approval_request":
             await self._record_approval(stream, message.approval_request, now)
+        elif kind == "lease_request":
+            await self._grant(stream, message.lease_request, now)
         else:
-            # Leases arrive with their own issue; a newer sidecar may already send
-            # them, and must not lose its stream for it.
-            log.debug("sidecar %s sent %s; not handled yet", stream.sidecar_id, kind)
+            # A newer sidecar may send what this replica does not know yet; it must
+            # not lose its stream for it.
+            log.debug("sidecar %s sent %s; not handled", stream.sidecar_id, kind)
+
+    def _budgets(self) -> dict[str, Budget]:
+        snapshot = self._source.current()
+        return {b.name: b for b in snapshot.budgets} if snapshot is not None else {}
+
+    async def _grant(self, stream: _Stream, request: control_pb2.LeaseRequest, now: int) -> None:
+        budget = self._budgets().get(request.budget)
+        if budget is None:
+            refusal = control_pb2.LeaseGrant(
+                budget=request.budget,
+                reason=f"unknown budget {request.budget!r}: not in the current configuration",
+            )
+            stream.outbox.put_nowait(control_pb2.ControlMessage(lease_grant=refusal))
+            return
+        ask = lease_ask(
+            budget,
+            sidecar_id=stream.sidecar_id,
+            service=stream.service,
+            incarnation=stream.incarnation,
+            requested_nanos=request.requested_nanos,
+            demand_nanos_per_s=request.demand_nanos_per_s,
+            ttl_ms=self._lease_ttl_ms,
+            now_ms=now,
+        )
+        try:
+            grant: LeaseGrant = await self._store_call(self._store.grant_lease, ask)
+        except Exception:
+            # No answer rather than a wrong one (grants are cumulative): the sidecar
+            # asks again at its next refresh.
+            log.exception("lease for %s on %s failed", budget.name, stream.sidecar_id)
+            return
+        self._metrics.leases_granted.inc()
+        self._metrics.lease_granted_nanos.inc(grant.delta_nanos)
+        self._metrics.budget_remaining_nanos.labels(budget=budget.name).set(
+            grant.limit_nanos - grant.committed_nanos - grant.outstanding_nanos
+        )
+        message = lease_grant_to_pb(
+            grant,
+            refresh_after_ms=max(1, grant.lease.ttl_ms // 3),
+            soft_threshold_crossed=soft_threshold_crossed(budget, grant.committed_nanos),
+        )
+        stream.outbox.put_nowait(control_pb2.ControlMessage(lease_grant=message))
 
     async def _apply_usage(
         self, stream: _Stream, batch: control_pb2.UsageBatch
     ) -> control_pb2.ControlMessage:
         incarnation = batch.incarnation or stream.incarnation
         ack = control_pb2.UsageAck(incarnation=incarnation, seq=batch.seq)
+        now = self._clock.now_ms()
         try:
             records = tuple(usage_from_pb(record) for record in batch.records)
+            closes = tuple(lease_close_from_pb(close) for close in batch.lease_closes)
             result = await self._store_call(
                 self._store.apply_usage_batch,
-                UsageBatch(stream.sidecar_id, incarnation, batch.seq, records),
-                self._clock.now_ms(),
+                UsageBatch(
+                    stream.sidecar_id,
+                    incarnation,
+                    batch.seq,
+                    with_period_keys(records, self._budgets(), now),
+                    closes,
+                ),
+                now,
             )
         except Exception as exc:
             # Not acknowledged: the sidecar keeps the batch and sends it again.
@@ -248,6 +323,9 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
         else:
             self._metrics.usage_batches_applied.inc()
             self._metrics.usage_records_applied.inc(result.applied)
+            self._metrics.usage_late_records.inc(result.late_records)
+            self._metrics.usage_late_nanos.inc(result.late_nanos)
+            self._metrics.leases_closed.inc(result.closed)
         return control_pb2.ControlMessage(usage_ack=ack)
 
     async def _record_approval(

@@ -40,7 +40,8 @@ def cp(tmp_path: Path, database_url: str) -> Iterator[ServerProcess]:
 
 def with_policy(policy: str) -> str:
     text = EXAMPLE.read_text()
-    return text[: text.index("guardrails: {}")] + policy
+    # Guardrails and governance close the example: replace both, whatever they hold.
+    return text[: text.index("\nguardrails:") + 1] + policy
 
 
 def test_bad_guardrails_are_rejected_whole_with_line_numbers(cp: ServerProcess) -> None:

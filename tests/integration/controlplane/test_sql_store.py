@@ -97,7 +97,7 @@ def test_revisions_increase_and_survive_reopening(database_url: str, store: SqlS
     reopened = SqlStore.open(database_url)
     try:
         upgrade(reopened.engine)  # idempotent
-        assert current_revision(reopened.engine) == "0002"
+        assert current_revision(reopened.engine) == "0003"
         assert [r.revision for r in reopened.list_revisions(10)] == [3, 2, 1]
         latest = reopened.latest_revision()
         assert latest is not None and latest.snapshot_version == first.version

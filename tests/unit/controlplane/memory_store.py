@@ -1,10 +1,15 @@
-"""An in-memory `controlplane.store.Store` for testing the services without SQL."""
+"""An in-memory `controlplane.store.Store` for testing the services without SQL.
+
+Leases follow the same rules as `controlplane.sql_leases` (the pure allocator, one
+lease per holder and period, reopened holding nothing), without locks: the services'
+tests are single-threaded."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 
+from controlplane.allocation import Ask, BudgetState, Holding, allocate
 from controlplane.approvals import (
     Approval,
     ApprovalState,
@@ -12,6 +17,15 @@ from controlplane.approvals import (
     decide,
     lapse,
     worth_replaying,
+)
+from controlplane.leases import (
+    OFFLINE_PREFIX,
+    BudgetTotals,
+    Lease,
+    LeaseAsk,
+    LeaseGrant,
+    LeaseState,
+    lease_id,
 )
 from controlplane.store import (
     AppendResult,
@@ -34,6 +48,9 @@ class MemoryStore:
         self.batches: set[tuple[str, str, int]] = set()
         self.ledger: dict[str, UsageRecord] = {}
         self.approvals: dict[str, Approval] = {}
+        self.leases: dict[str, Lease] = {}
+        # (budget, period key) -> [committed, forfeited, late]
+        self.periods: dict[tuple[str, str], list[int]] = {}
 
     def latest_revision(self) -> RevisionInfo | None:
         return self.revisions[-1][0] if self.revisions else None
@@ -122,9 +139,138 @@ class MemoryStore:
         if key in self.batches:
             return BatchResult(duplicate=True, applied=0)
         self.batches.add(key)
-        fresh = [r for r in batch.records if r.decision_id not in self.ledger]
-        self.ledger.update({r.decision_id: r for r in fresh})
-        return BatchResult(duplicate=False, applied=len(fresh))
+        fresh = {r.decision_id: r for r in batch.records if r.decision_id not in self.ledger}
+        self.ledger.update(fresh)
+        late_records = late_nanos = closed = 0
+        for record in fresh.values():
+            for charge in record.charges:
+                lease = self.leases.get(charge.lease_id)
+                if lease is None or charge.lease_id.startswith(OFFLINE_PREFIX):
+                    period = self._period(charge.budget, charge.period_key)
+                    period[0] += record.cost_nanos
+                    continue
+                period = self._period(lease.budget, lease.period_key)
+                self.leases[lease.lease_id] = dataclasses.replace(
+                    lease, applied_nanos=lease.applied_nanos + record.cost_nanos
+                )
+                period[0] += record.cost_nanos
+                if lease.state is not LeaseState.OPEN:
+                    period[2] += record.cost_nanos
+                    late_records += 1
+                    late_nanos += record.cost_nanos
+        for close in batch.closes:
+            lease = self.leases.get(close.lease_id)
+            if lease is None or lease.state is not LeaseState.OPEN:
+                continue
+            state = LeaseState.FORFEITED if close.forfeit else LeaseState.CLOSED
+            if close.forfeit:
+                period = self._period(lease.budget, lease.period_key)
+                period[0] += lease.held_nanos
+                period[1] += lease.held_nanos
+            self.leases[lease.lease_id] = dataclasses.replace(lease, state=state)
+            closed += 1
+        return BatchResult(
+            duplicate=False,
+            applied=len(fresh),
+            late_records=late_records,
+            late_nanos=late_nanos,
+            closed=closed,
+        )
+
+    def _period(self, budget: str, key: str) -> list[int]:
+        return self.periods.setdefault((budget, key), [0, 0, 0])
+
+    def grant_lease(self, ask: LeaseAsk) -> LeaseGrant:
+        period = self._period(ask.budget, ask.period_key)
+        lid = lease_id(ask.sidecar_id, ask.incarnation, ask.budget, ask.period_key)
+        mine = self.leases.get(lid)
+        others = [
+            lease
+            for lease in self.leases.values()
+            if (lease.budget, lease.period_key) == (ask.budget, ask.period_key)
+            and lease.state is LeaseState.OPEN
+            and lease.lease_id != lid
+        ]
+        applied = mine.applied_nanos if mine is not None else 0
+        granted = mine.granted_nanos if mine and mine.state is LeaseState.OPEN else applied
+        state = BudgetState(
+            ask.limit_nanos,
+            period[0],
+            [Holding(o.granted_nanos, o.applied_nanos, o.demand_nanos_per_s) for o in others],
+        )
+        allocation = allocate(
+            state, Ask(ask.requested_nanos, ask.demand_nanos_per_s, granted, applied)
+        )
+        lease = Lease(
+            lease_id=lid,
+            budget=ask.budget,
+            period_key=ask.period_key,
+            sidecar_id=ask.sidecar_id,
+            service=ask.service,
+            incarnation=ask.incarnation,
+            granted_nanos=granted + allocation.delta_nanos,
+            applied_nanos=applied,
+            demand_nanos_per_s=ask.demand_nanos_per_s,
+            expires_at_ms=ask.now_ms + ask.ttl_ms,
+            ttl_ms=ask.ttl_ms,
+            state=LeaseState.OPEN,
+            created_at_ms=mine.created_at_ms if mine is not None else ask.now_ms,
+            updated_at_ms=ask.now_ms,
+        )
+        self.leases[lid] = lease
+        return LeaseGrant(
+            lease=lease,
+            delta_nanos=allocation.delta_nanos,
+            reason=allocation.reason(ask.requested_nanos),
+            limit_nanos=ask.limit_nanos,
+            committed_nanos=period[0],
+            outstanding_nanos=state.outstanding_nanos + lease.held_nanos,
+        )
+
+    def list_leases(self, *, include_closed: bool) -> Sequence[Lease]:
+        listed = [
+            lease
+            for lease in self.leases.values()
+            if include_closed or lease.state is LeaseState.OPEN
+        ]
+        return sorted(listed, key=lambda x: (x.budget, x.period_key, x.sidecar_id, x.lease_id))
+
+    def budget_totals(self, keys: Sequence[tuple[str, str]]) -> Sequence[BudgetTotals]:
+        totals = []
+        for budget, key in keys:
+            committed, forfeited, late = self.periods.get((budget, key), [0, 0, 0])
+            held = [
+                lease.held_nanos
+                for lease in self.leases.values()
+                if (lease.budget, lease.period_key) == (budget, key)
+                and lease.state is LeaseState.OPEN
+            ]
+            totals.append(
+                BudgetTotals(budget, key, committed, sum(held), forfeited, late, len(held))
+            )
+        return totals
+
+    def budget_burn(self, budgets: Sequence[str], since_ms: int) -> dict[str, int]:
+        burn = dict.fromkeys(budgets, 0)
+        for record in self.ledger.values():
+            if record.reported_at_unix_ms < since_ms:
+                continue
+            names = set(record.budgets) | {c.budget for c in record.charges}
+            for name in names & burn.keys():
+                burn[name] += record.cost_nanos
+        return burn
+
+    def expire_leases(self, before_ms: int, now_ms: int) -> int:
+        lapsed = [
+            lease
+            for lease in self.leases.values()
+            if lease.state is LeaseState.OPEN and lease.expires_at_ms < before_ms
+        ]
+        for lease in lapsed:
+            self.leases[lease.lease_id] = dataclasses.replace(
+                lease, state=LeaseState.EXPIRED, updated_at_ms=now_ms
+            )
+        return len(lapsed)
 
     def spend(self, group_by: SpendGroup, since_ms: int | None) -> Sequence[SpendRow]:
         totals: dict[str, SpendRow] = {}

@@ -98,8 +98,9 @@ def test_invalid_file_is_rejected_whole_with_every_line(
     admin: AdminService, store: MemoryStore
 ) -> None:
     broken = EXAMPLE_TEXT.replace("price: {input: 0.15,", "price: {input: -0.15,").replace(
-        "candidates: [gpt-4o-mini, claude-3.5-haiku, gemini-2.5-pro",
-        "candidates: [gpt-4o-mini, claude-9, gemini-2.5-pro",
+        # A list no downgrade chain refers to, so the unknown model is the one problem.
+        "candidates: [gemini-2.0-flash, gpt-4o-mini, llama-3.1-8b-local, claude-3.5-haiku]",
+        "candidates: [gemini-2.0-flash, gpt-4o-mini, llama-3.1-8b-local, claude-9]",
     )
     with pytest.raises(Aborted) as raised:
         apply(admin, broken)

@@ -36,17 +36,18 @@ def test_price_change_is_shown_in_usd() -> None:
 
 
 def test_add_change_and_remove_together() -> None:
+    # Guardrails and governance close the example; start from none of either.
+    base = EXAMPLE_TEXT[: EXAMPLE_TEXT.index("\nguardrails:") + 1]
+    base += "guardrails: {}\ngovernance: {}\n"
     text = (
-        EXAMPLE_TEXT.replace(
-            "  - name: gpt-4o-mini\n", "  - name: gpt-4o-mini\n    unavailable: true\n"
-        )
+        base.replace("  - name: gpt-4o-mini\n", "  - name: gpt-4o-mini\n    unavailable: true\n")
         .replace("guardrails: {}", "guardrails: {ceilings: [{name: c, max_input_tokens: 9}]}")
         .replace("      - {name: legal, cost_center: CC-5200}\n", "")
     )
-    changes = diff_snapshots(snapshot(), snapshot(text))
+    changes = diff_snapshots(snapshot(base), snapshot(text))
     assert Change("model", "gpt-4o-mini", "change", "unavailable: false -> true") in changes
     assert Change("guardrails", "guardrails", "change", "changed: ceilings") in changes
     tenant = next(c for c in changes if c.kind == "tenant")
     assert tenant.op == "change" and "teams" in tenant.detail
-    removed = diff_snapshots(snapshot(text), snapshot())
+    removed = diff_snapshots(snapshot(text), snapshot(base))
     assert Change("guardrails", "guardrails", "change", "changed: ceilings") in removed
