@@ -3,8 +3,8 @@
 Once per snapshot (when it is applied) the guardrails and governance sections are
 decoded, and each capability gets its candidate models in configured order with
 their price rates flattened, the sensitivities each may serve, the routing strategy
-with its complexity tiers parsed, and the ceilings, blocked paths and throttles
-whose `capability` key can match it. A section that does not decode raises
+with its complexity tiers parsed, and the ceilings, blocked paths, throttles and
+budgets whose `capability` key can match it. A section that does not decode raises
 `PolicyDecodeError`, so the snapshot is NACKed and never served. `PolicyCache`
 keeps the compiled form of the last snapshots by identity, shared by the snapshot
 store (which compiles on apply) and the decider (which looks it up per request).
@@ -19,7 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from faregate.model import Capability, Complexity, Locality, Model, Sensitivity, Snapshot
+from faregate.model import (
+    Budget,
+    Capability,
+    Complexity,
+    Locality,
+    Model,
+    Sensitivity,
+    Snapshot,
+)
 from faregate.policy import (
     GOVERNANCE_ACTIONS,
     BlockedPath,
@@ -86,6 +94,7 @@ class CompiledCapability:
     ceilings: tuple[Ceiling, ...]
     blocked: tuple[BlockRule, ...]
     throttles: tuple[CompiledThrottle, ...]
+    budgets: tuple[Budget, ...]  # those whose `capability` key can match it
     # Rule details that depend on nothing but the capability (and the sensitivity):
     # unavailable models are tested first, so what sensitivity removes is fixed too.
     unavailable_detail: str
@@ -143,7 +152,10 @@ def _for_capability(name: str, capability: str) -> bool:
 
 
 def compile_capability(
-    capability: Capability, models: Mapping[str, ModelEntry], guardrails: Guardrails
+    capability: Capability,
+    models: Mapping[str, ModelEntry],
+    guardrails: Guardrails,
+    budgets: tuple[Budget, ...] = (),
 ) -> CompiledCapability:
     entries = tuple(models[n] for n in capability.candidates if n in models)
     routing = capability.routing
@@ -183,6 +195,7 @@ def compile_capability(
             for t in guardrails.throttles
             if _for_capability(t.match.capability, name)
         ),
+        budgets=tuple(b for b in budgets if _for_capability(b.capability, name)),
         unavailable_detail="removed " + ", ".join(f"{n} (unavailable)" for n in unavailable),
         sensitivity_details=MappingProxyType(sensitivity_details),
     )
@@ -247,7 +260,10 @@ def compile_policy(snapshot: Snapshot) -> CompiledPolicy:
         guardrails=guardrails,
         governance=governance,
         capabilities=MappingProxyType(
-            {c.name: compile_capability(c, models, guardrails) for c in snapshot.capabilities}
+            {
+                c.name: compile_capability(c, models, guardrails, snapshot.budgets)
+                for c in snapshot.capabilities
+            }
         ),
     )
 

@@ -3,10 +3,13 @@
 `RouteContext` lives for one decision: the compiled policy of the snapshot being
 served, the request, the candidates still in the running, the route picked so far
 and the rules fired, in order. `Runtime` is what outlives a request: throttle
-buckets, the approval book, the budget-pressure source and the approval id
-generator; the decider owns it and hands it in, with the time (`now_ms`), so that
-no step ever reads a clock. The decision builders at the bottom give every answer
-the same shape: rules, estimated cost, config version and a one-line reason.
+buckets, the approval book, the budget-pressure source, the lease book and the approval
+id generator; the decider owns it and hands it in, with the time (`now_ms`, and
+`mono_ms` for lease deadlines), so that no step ever reads a clock. Effects
+(throttle tokens, an approval use, lease reservations) are only planned in the
+context and applied by `commit`, for decisions that let the call run. The
+decision builders at the bottom give every answer the same shape: rules,
+estimated cost, config version and a one-line reason.
 
 Pure: must not import gRPC or the wire types (`faregate.v1`), nor read a clock.
 """
@@ -22,6 +25,7 @@ from faregate.policy import Ceiling
 from sidecar.approvals import ApprovalBook
 from sidecar.compiled import CompiledCapability, CompiledPolicy
 from sidecar.decision import Candidate, Decision, RouteRequest, RuleFired
+from sidecar.leases import Hold, LeaseBook
 from sidecar.pressure import NO_PRESSURE, BudgetPressure
 from sidecar.throttle import BucketCheck, ThrottleBook
 
@@ -34,12 +38,18 @@ class Runtime:
     approvals: ApprovalBook
     new_approval_id: Callable[[], str]
     pressure: BudgetPressure = NO_PRESSURE
+    # Budget leases; None: budgets are not enforced (no control plane to grant them).
+    leases: LeaseBook | None = None
 
     @classmethod
-    def fresh(cls, pressure: BudgetPressure = NO_PRESSURE) -> Runtime:
+    def fresh(
+        cls, pressure: BudgetPressure = NO_PRESSURE, leases: LeaseBook | None = None
+    ) -> Runtime:
         """Empty buckets and book, numbered approval ids: for one-off engine calls and tests."""
         counter = itertools.count(1)
-        return cls(ThrottleBook(), ApprovalBook(), lambda: f"approval-{next(counter)}", pressure)
+        return cls(
+            ThrottleBook(), ApprovalBook(), lambda: f"approval-{next(counter)}", pressure, leases
+        )
 
 
 @dataclass(slots=True)
@@ -66,6 +76,9 @@ class RouteContext:
     # Effects that happen only if the call may run, and never on a dry run.
     approval_use: str = ""
     throttle_checks: list[BucketCheck] = field(default_factory=list)
+    holds: tuple[Hold, ...] = ()  # what the route would reserve from each budget's lease
+    # Monotonic time for lease deadlines (`now_ms` is wall time, for periods and records).
+    mono_ms: int = 0
 
     @property
     def capability(self) -> Capability:
@@ -80,6 +93,8 @@ class RouteContext:
             self.runtime.throttles.take(self.throttle_checks, self.now_ms)
         if self.approval_use:
             self.runtime.approvals.use(self.approval_use)
+        if self.holds and self.runtime.leases is not None:
+            self.runtime.leases.take(self.holds, self.mono_ms)
 
 
 def refuse(
@@ -124,6 +139,8 @@ def allow(ctx: RouteContext) -> Decision:
     assert chosen is not None and ctx.first is not None
     model = chosen.model
     downgraded = model.name != ctx.first.model.name
+    # A dry run reserves nothing (it never commits), so it must not say it did.
+    holds = () if ctx.request.dry_run else ctx.holds
     return Decision(
         decision_id=ctx.decision_id,
         action=Action.DOWNGRADE if downgraded else Action.ALLOW,
@@ -132,9 +149,9 @@ def allow(ctx: RouteContext) -> Decision:
         provider=model.provider,
         tier=model.tier,
         estimated_cost_nanos=chosen.worst_case_cost_nanos,
-        # Nothing is reserved until budget leases exist; the estimate is the worst case.
-        reserved_cost_nanos=0,
+        reserved_cost_nanos=max((h.amount_nanos for h in holds), default=0),
         max_output_tokens=chosen.max_output_tokens,
         rules=tuple(ctx.rules),
         reason=ctx.reason,
+        reservation=holds,
     )

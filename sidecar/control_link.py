@@ -2,16 +2,21 @@
 
 One stream per session: send `Hello`, wait for `Welcome`, then apply pushed
 snapshots (ACK, or NACK with the reason while the old one keeps serving), answer
-heartbeats, ship sealed usage batches (as a batch fills, else every flush
-interval) until each is ACKed, send approval requests as the engine opens them
-(every still-pending one again after a reconnect), and record approval verdicts
-in the approval book. A session that hears nothing for three heartbeat
+heartbeats, ship sealed usage batches with their lease closes (as a batch fills,
+else every flush interval; each seal made durable first) until each is ACKed,
+whatever incarnation sealed it, ask for budget leases as the lease book wants
+them (for every budget of a snapshot as soon as it is applied, then at low water,
+refresh time or a refused call) and apply the grants, send approval requests as
+the engine opens them (every still-pending one again after a reconnect), and
+record approval verdicts in the approval book. A session that hears nothing for three heartbeat
 intervals is presumed dead. Between sessions the link waits a jittered
 exponential backoff, reset once a session got as far as `Welcome`. Batches not
-ACKed when a stream drops are sent again, same seq, on the next one.
+ACKed when a stream drops are sent again, same seq, on the next one; so are
+lease requests that were never answered.
 
 This adapter owns the gRPC client and the `faregate.v1` control messages; snapshot
-checking, persistence and batching belong to the store and the outbox.
+checking, persistence, batching and lease accounting belong to the store, the
+journal and the lease book.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,10 +37,13 @@ from sidecar.clock import Clock
 from sidecar.convert import (
     approval_request_to_pb,
     approval_verdict_from_pb,
+    lease_grant_from_pb,
+    lease_request_to_pb,
     snapshot_from_wire,
     usage_batch_to_pb,
 )
-from sidecar.outbox import UsageOutbox
+from sidecar.leases import LeaseBook
+from sidecar.outbox import UsageLog
 from sidecar.snapshot_store import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,8 @@ DEFAULT_FLUSH_INTERVAL = 0.2
 # A refused batch is retried on the same stream after this long, not in a hot loop.
 REFUSED_BATCH_RETRY = 5.0
 SILENT_HEARTBEATS = 3
+# Low water and refresh times are noticed this often; a first need wakes the link at once.
+LEASE_POLL_INTERVAL = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +91,8 @@ class _Session:
     last_heard: float
     outgoing: asyncio.Queue[control_pb2.SidecarMessage] = field(default_factory=asyncio.Queue)
     welcomed: asyncio.Event = field(default_factory=asyncio.Event)
-    sent: set[int] = field(default_factory=set)
-    retry_at: dict[int, float] = field(default_factory=dict)
+    sent: set[tuple[str, int]] = field(default_factory=set)
+    retry_at: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def send(self, message: control_pb2.SidecarMessage) -> None:
         self.outgoing.put_nowait(message)
@@ -94,7 +104,7 @@ class ControlLink:
         target: str,
         identity: Identity,
         store: SnapshotStore,
-        outbox: UsageOutbox,
+        outbox: UsageLog,
         observer: LinkObserver,
         clock: Clock,
         *,
@@ -103,6 +113,9 @@ class ControlLink:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         channel_factory: Callable[[str], grpc.aio.Channel] = grpc.aio.insecure_channel,
         approvals: ApprovalBook | None = None,
+        leases: LeaseBook | None = None,
+        durable: Callable[[], Awaitable[None]] | None = None,
+        leases_changed: Callable[[], None] | None = None,
     ) -> None:
         self._target = target
         self._identity = identity
@@ -121,6 +134,12 @@ class ControlLink:
         self._approvals = approvals if approvals is not None else ApprovalBook()
         self._approvals_wake = asyncio.Event()
         self._approvals.on_request(self._approvals_wake.set)
+        self._leases = leases
+        self._leases_wake = asyncio.Event()
+        if leases is not None:
+            leases.on_need(self._leases_wake.set)
+        self._durable = durable
+        self._leases_changed = leases_changed
 
     @property
     def connected(self) -> bool:
@@ -178,6 +197,8 @@ class ControlLink:
                 asyncio.create_task(self._send_approvals(session), name="sync-approvals"),
                 asyncio.create_task(self._watch(session), name="sync-watch"),
             }
+            if self._leases is not None:
+                tasks.add(asyncio.create_task(self._ask_for_leases(session), name="sync-leases"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # re-raise whatever ended the session
@@ -232,6 +253,9 @@ class ControlLink:
             self._set_connected(True)
             # The last stream may have dropped requests it had queued or not yet sent.
             self._approvals.resend_pending(self._clock.now_ms())
+            if self._leases is not None:
+                self._leases.forget_requests()
+                self._leases_wake.set()
             log.info(
                 "connected to control plane %s (%s), snapshot %s",
                 self._target,
@@ -249,6 +273,8 @@ class ControlLink:
             else:
                 log.info("approval %s: %s", verdict.approval_id, verdict.state.value)
                 self._approvals.apply(verdict, self._clock.now_ms())
+        elif kind == "lease_grant":
+            self._apply_grant(message.lease_grant)
         elif kind == "heartbeat":
             pass  # hearing it is the point; `last_heard` is already updated
         else:
@@ -267,12 +293,22 @@ class ControlLink:
         log.info("applied snapshot %s (revision %d)", version, message.revision)
         session.send(control_pb2.SidecarMessage(ack=control_pb2.SnapshotAck(version=version)))
 
-    def _acked(self, ack: control_pb2.UsageAck, session: _Session) -> None:
-        if ack.incarnation and ack.incarnation != self._identity.incarnation:
-            log.debug("ignoring usage ack for incarnation %s", ack.incarnation)
+    def _apply_grant(self, message: control_pb2.LeaseGrant) -> None:
+        grant = lease_grant_from_pb(message)
+        if grant is None or self._leases is None:
+            log.warning("ignoring unusable lease grant for %r", message.budget)
             return
+        self._leases.apply_grant(grant, self._clock.monotonic_ms(), self._clock.now_ms())
+        if grant.reason:
+            log.info("lease on %s: %s", grant.budget, grant.reason)
+        if self._leases_changed is not None:
+            self._leases_changed()
+
+    def _acked(self, ack: control_pb2.UsageAck, session: _Session) -> None:
+        # Batches replayed from an earlier incarnation's journal keep its name.
+        key = (ack.incarnation or self._identity.incarnation, ack.seq)
         if ack.ok or ack.duplicate:
-            batch = self._outbox.ack(ack.seq)
+            batch = self._outbox.ack(*key)
             if batch is not None:
                 self._observer.records_acked(len(batch.records))
             return
@@ -282,8 +318,8 @@ class ControlLink:
             ack.error or "no reason given",
             REFUSED_BATCH_RETRY,
         )
-        session.sent.discard(ack.seq)
-        session.retry_at[ack.seq] = asyncio.get_running_loop().time() + REFUSED_BATCH_RETRY
+        session.sent.discard(key)
+        session.retry_at[key] = asyncio.get_running_loop().time() + REFUSED_BATCH_RETRY
 
     async def _heartbeats(self, session: _Session) -> None:
         await session.welcomed.wait()
@@ -301,11 +337,18 @@ class ControlLink:
             self._wake.clear()
             # Seal only while connected, so an outage does not pile up tiny batches.
             self._outbox.seal_all()
+            if self._outbox.needs_sync:
+                # A batch may only leave once its seal (and its records) are on disk.
+                if self._durable is not None:
+                    await self._durable()
+                else:
+                    self._outbox.sync()
             now = loop.time()
             for batch in self._outbox.pending():
-                if batch.seq in session.sent or session.retry_at.get(batch.seq, 0.0) > now:
+                key = (batch.incarnation, batch.seq)
+                if key in session.sent or session.retry_at.get(key, 0.0) > now:
                     continue
-                session.sent.add(batch.seq)
+                session.sent.add(key)
                 session.send(control_pb2.SidecarMessage(usage=usage_batch_to_pb(batch)))
                 self._observer.records_shipped(len(batch.records))
             with contextlib.suppress(TimeoutError):
@@ -319,6 +362,18 @@ class ControlLink:
                 message = approval_request_to_pb(request)
                 session.send(control_pb2.SidecarMessage(approval_request=message))
             await self._approvals_wake.wait()
+
+    async def _ask_for_leases(self, session: _Session) -> None:
+        assert self._leases is not None
+        await session.welcomed.wait()
+        while True:
+            self._leases_wake.clear()
+            asks = self._leases.requests(self._clock.monotonic_ms(), self._clock.now_ms())
+            for ask in asks:
+                message = lease_request_to_pb(ask)
+                session.send(control_pb2.SidecarMessage(lease_request=message))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leases_wake.wait(), LEASE_POLL_INTERVAL)
 
     async def _watch(self, session: _Session) -> None:
         loop = asyncio.get_running_loop()

@@ -1,7 +1,8 @@
 """Maps the sidecar's own values to and from the wire types (`faregate.v1`).
 
-Route requests and decisions, usage reports and results, usage batches, approval
-requests out and verdicts in, and the snapshot file codec. Out-of-range enum numbers
+Route requests and decisions, usage reports and results, usage batches with their
+lease closes, lease requests out and grants in, approval requests out and
+verdicts in, the journal's entry payloads and the snapshot file codec. Out-of-range enum numbers
 become `RequestError`s naming the field, so the Router service can answer
 INVALID_ARGUMENT. Shared snapshot and usage-record mapping lives in
 `faregate.convert`; this module only adds the sidecar's messages. No I/O, no clock.
@@ -27,12 +28,22 @@ from faregate.convert import (
     SnapshotDecodeError,
     snapshot_from_pb,
     snapshot_to_pb,
+    usage_from_pb,
     usage_to_pb,
 )
-from faregate.model import Complexity, Outcome, Priority, RiskLevel, Sensitivity, Snapshot
+from faregate.model import (
+    Complexity,
+    Outcome,
+    Priority,
+    RiskLevel,
+    Sensitivity,
+    Snapshot,
+    UsageRecord,
+)
 from faregate.v1 import control_pb2, router_pb2, types_pb2
 from sidecar.approvals import ApprovalRequest, ApprovalState, ApprovalVerdict
 from sidecar.engine import Decision, RequestError, RouteRequest
+from sidecar.leases import Grant, LeaseAsk, LeaseClose
 from sidecar.outbox import UsageBatch
 from sidecar.usage import ReportResult, UsageReport
 
@@ -134,6 +145,71 @@ def usage_batch_to_pb(batch: UsageBatch) -> control_pb2.UsageBatch:
         incarnation=batch.incarnation,
         seq=batch.seq,
         records=[usage_to_pb(record) for record in batch.records],
+        lease_closes=[lease_close_to_pb(close) for close in batch.lease_closes],
+    )
+
+
+def lease_close_to_pb(close: LeaseClose) -> control_pb2.LeaseClose:
+    return control_pb2.LeaseClose(
+        lease_id=close.lease_id,
+        budget=close.budget,
+        spent_nanos=close.spent_nanos,
+        forfeit=close.forfeit,
+        reason=close.reason,
+    )
+
+
+def lease_request_to_pb(ask: LeaseAsk) -> control_pb2.LeaseRequest:
+    return control_pb2.LeaseRequest(
+        budget=ask.budget,
+        requested_nanos=ask.requested_nanos,
+        spent_nanos=ask.spent_nanos,
+        reserved_nanos=ask.reserved_nanos,
+        current_lease_id=ask.current_lease_id,
+        demand_nanos_per_s=ask.demand_nanos_per_s,
+        period_key=ask.period_key,
+    )
+
+
+def lease_grant_from_pb(message: control_pb2.LeaseGrant) -> Grant | None:
+    """None for a grant this sidecar cannot act on (no budget, no lease id, no TTL)."""
+    if not message.budget or not message.lease_id or message.ttl_ms <= 0:
+        return None
+    return Grant(
+        budget=message.budget,
+        lease_id=message.lease_id,
+        granted_nanos=message.granted_nanos,
+        ttl_ms=message.ttl_ms,
+        refresh_after_ms=message.refresh_after_ms,
+        period_key=message.period_key,
+        soft_threshold_crossed=message.soft_threshold_crossed,
+        budget_committed_nanos=message.budget_committed_nanos,
+        budget_limit_nanos=message.budget_limit_nanos,
+        reason=message.reason,
+    )
+
+
+def encode_usage_record(record: UsageRecord) -> bytes:
+    """A journal entry's payload: the wire `UsageRecord`, so a replay ships it unchanged."""
+    return usage_to_pb(record).SerializeToString()
+
+
+def decode_usage_record(data: bytes) -> UsageRecord:
+    return usage_from_pb(types_pb2.UsageRecord.FromString(data))
+
+
+def encode_lease_close(close: LeaseClose) -> bytes:
+    return lease_close_to_pb(close).SerializeToString()
+
+
+def decode_lease_close(data: bytes) -> LeaseClose:
+    message = control_pb2.LeaseClose.FromString(data)
+    return LeaseClose(
+        lease_id=message.lease_id,
+        budget=message.budget,
+        spent_nanos=message.spent_nanos,
+        forfeit=message.forfeit,
+        reason=message.reason,
     )
 
 

@@ -94,6 +94,7 @@ class Decider:
             request,
             self._new_id(),
             now_ms=self._clock.now_ms(),
+            mono_ms=self._clock.monotonic_ms(),
             runtime=self._runtime,
             policy=self._policies.get(snapshot),
         )

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from faregate.model import Action, Complexity, Model, Priority, RiskLevel, Sensitivity
+
+if TYPE_CHECKING:
+    from sidecar.leases import Hold
 
 NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
@@ -83,6 +86,9 @@ class Decision:
     approval_id: str = ""
     retry_after_ms: int = 0
     reason: str = ""
+    # What was taken from each covering budget's lease, for Report to settle. Only on
+    # decisions that let the call run and were not dry runs; never sent on the wire.
+    reservation: tuple[Hold, ...] = ()
 
     @property
     def allows_call(self) -> bool:

@@ -9,16 +9,18 @@ decision. `DEFAULT_STEPS`, in order (docs/policy.md, "Decision order"):
    window, blocked paths; nothing left is DENY naming the rules;
 3. `rank`: the capability's routing strategy picks the first choice;
 4. `enforce_cost_ceilings`: over a cost ceiling, walk down the downgrade chain;
-5. `relieve_budget_pressure`: a budget under pressure steps one model down;
+5. `enforce_budgets`: a budget under pressure steps one model down; the route
+   must fit every covering budget's lease (else a cheaper model, THROTTLE or DENY);
 6. `gate`: governance (risk level by cost band) and approvals;
 7. `apply_throttles`: token buckets per priority class;
 8. `allow`: ALLOW, or DOWNGRADE when the route is not the first choice.
 
-Effects (throttle tokens, approval uses) are committed only when the final
+Effects (throttle tokens, approval uses, lease reservations) are committed only when the final
 decision lets the call run and the request is not a dry run; a dry run never
 opens an approval either. Everything per snapshot is compiled once
 (`compiled.CompiledPolicy`); state kept between requests is the `Runtime` the
-caller passes, and time is the `now_ms` it passes.
+caller passes, and time is the `now_ms` (wall) and `mono_ms` (monotonic, for
+lease deadlines) it passes.
 
 Pure: plain functions over frozen dataclasses and the shared `faregate.model`.
 Must not import gRPC, the wire types (`faregate.v1`), or read a clock or a random
@@ -31,6 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from faregate.model import Capability, Snapshot
+from sidecar.budgets import enforce_budgets
 from sidecar.candidates import filter_candidates
 from sidecar.compiled import CompiledPolicy, PolicyCache
 from sidecar.context import RouteContext, Runtime, allow
@@ -45,7 +48,7 @@ from sidecar.decision import (
 )
 from sidecar.governance import gate
 from sidecar.guardrails import apply_throttles, enforce_cost_ceilings, limit_tokens
-from sidecar.routing import rank, relieve_budget_pressure
+from sidecar.routing import rank
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -71,7 +74,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     filter_candidates,
     rank,
     enforce_cost_ceilings,
-    relieve_budget_pressure,
+    enforce_budgets,
     gate,
     apply_throttles,
     allow,
@@ -109,6 +112,7 @@ def decide(
     decision_id: str,
     *,
     now_ms: int = 0,
+    mono_ms: int | None = None,
     runtime: Runtime | None = None,
     policy: CompiledPolicy | None = None,
     steps: Sequence[Step] = DEFAULT_STEPS,
@@ -116,7 +120,8 @@ def decide(
     """Decide one request against one snapshot. Raises RequestError on invalid input.
 
     `policy` must be `snapshot` compiled; without one it is compiled (and memoized).
-    Without a `runtime` the request sees fresh buckets and an empty approval book."""
+    Without a `runtime` the request sees fresh buckets and an empty approval book.
+    Without `mono_ms`, lease deadlines are measured on `now_ms`."""
     capability = validate(snapshot, request)
     if policy is None:
         policy = _POLICIES.get(snapshot)
@@ -129,6 +134,7 @@ def decide(
         now_ms=now_ms,
         runtime=runtime if runtime is not None else Runtime.fresh(),
         max_output_tokens=request.max_output_tokens or capability.default_max_output_tokens,
+        mono_ms=now_ms if mono_ms is None else mono_ms,
     )
     if ctx.compiled.missing:
         # A validated snapshot never gets here; say so rather than fail obscurely.

@@ -2,10 +2,14 @@
 
 The only module that builds concrete classes and connects them; everything else
 gets its collaborators through its constructor. Startup order: state dir and
-sidecar id, last good snapshot from disk, metrics endpoint, Router + health gRPC
-server, ready file, then the control link in the background. Shutdown on
-SIGTERM/SIGINT: stop taking requests, give pending usage up to 2 s to be ACKed,
-close the link and the metrics endpoint, remove the ready file.
+sidecar id, usage journal replayed (and the previous process's open leases
+closed as forfeited), last good snapshot from disk, metrics endpoint, Router +
+health gRPC server, ready file, then the control link and lease housekeeping
+(report deadlines, period rollover, lease file, gauges) in the background.
+Shutdown on SIGTERM/SIGINT: stop taking requests, settle what was never
+reported, close every lease (its unspent remainder returns), make the journal
+durable, give it up to 2 s to be ACKed (what is not stays journaled for the next
+start), close the link and the metrics endpoint, remove the ready file.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ from sidecar.context import Runtime
 from sidecar.control_link import ControlLink, Identity
 from sidecar.convert import SnapshotFileCodec
 from sidecar.decider import Decider, new_approval_id
-from sidecar.local_spend import LocalSpendPressure
+from sidecar.group_commit import GroupCommit
+from sidecar.journal import UsageJournal
+from sidecar.lease_file import LeaseFile, forfeits
+from sidecar.leases import LeaseBook
 from sidecar.metrics import MetricsServer, SidecarMetrics
-from sidecar.outbox import UsageOutbox
 from sidecar.router_service import RouterService
 from sidecar.snapshot_store import SnapshotStore
 from sidecar.state_dir import load_or_create_sidecar_id, write_atomic
@@ -55,6 +61,7 @@ DEFAULT_LISTEN = "127.0.0.1:7401"
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9401"
 SHUTDOWN_FLUSH_SECONDS = 2.0
 SHUTDOWN_GRACE_SECONDS = 1.0
+HOUSEKEEPING_SECONDS = 1.0
 _SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Health is reported for the server as a whole ("") and for the Router service by name.
 _HEALTH_SERVICES = ("", router_pb2.DESCRIPTOR.services_by_name["Router"].full_name)
@@ -164,7 +171,7 @@ class Sidecar:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        clock = SystemClock()
+        self.clock = clock = SystemClock()
         incarnation = uuid.uuid4().hex
         self.registry = CollectorRegistry()
         self.metrics = SidecarMetrics(self.registry)
@@ -173,16 +180,21 @@ class Sidecar:
         policies = PolicyCache()
         self.store = SnapshotStore(options.state_dir, SnapshotFileCodec(), policies)
         self.store.subscribe(self.metrics.snapshot_applied)
-        self.outbox = UsageOutbox(incarnation)
+        self.leases = LeaseBook(incarnation)
+        # Every budget of a snapshot gets a lease asked for as soon as it is applied.
+        self.store.subscribe(lambda snapshot: self.leases.configure(snapshot.budgets))
+        self.journal = UsageJournal.open(options.state_dir, incarnation)
+        self.lease_file = LeaseFile(options.state_dir)
+        self._forfeit_previous_leases()
+        self.commit = GroupCommit(self.journal, self.metrics.fsynced)
         decisions = DecisionRegistry(clock)
         self.approvals = ApprovalBook()
-        self.spend = LocalSpendPressure(self.store)
-        runtime = Runtime(ThrottleBook(), self.approvals, new_approval_id, self.spend)
+        runtime = Runtime(ThrottleBook(), self.approvals, new_approval_id, self.leases, self.leases)
         self.decider = Decider(
             self.store, decisions, clock=clock, runtime=runtime, policies=policies
         )
         self.recorder = UsageRecorder(
-            options.service, decisions, self.outbox, self.store, clock, settled=self.spend.settled
+            options.service, decisions, self.journal, self.store, clock, leases=self.leases
         )
         sidecar_id = load_or_create_sidecar_id(options.state_dir, lambda: uuid.uuid4().hex)
         identity = Identity(
@@ -197,10 +209,13 @@ class Sidecar:
             options.controlplane,
             identity,
             self.store,
-            self.outbox,
+            self.journal,
             self.metrics,
             clock,
             approvals=self.approvals,
+            leases=self.leases,
+            durable=self.commit.commit,
+            leases_changed=self._leases_changed,
         )
         # The typing stubs only know the synchronous servicer; this is its asyncio twin.
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
@@ -209,6 +224,47 @@ class Sidecar:
         self.metrics_server: MetricsServer | None = None
         self._snapshot_changed = asyncio.Event()
         self.store.subscribe(lambda _: self._snapshot_changed.set())
+
+    def _forfeit_previous_leases(self) -> None:
+        summary = self.journal.summary
+        if summary.resent_batches or summary.unsealed_entries:
+            log.info(
+                "journal replayed: %d sealed batches to resend, %d unsealed entries",
+                summary.resent_batches,
+                summary.unsealed_entries,
+            )
+        previous = self.lease_file.read()
+        for close in forfeits(previous, summary.open_closes, summary.spent_by_lease):
+            log.warning(
+                "forfeiting lease %s on %s of a previous process", close.lease_id, close.budget
+            )
+            self.journal.append_close(close)
+        self.journal.sync()
+        self.lease_file.write([])  # the forfeits are journaled: the old leases are done
+
+    def _leases_changed(self) -> None:
+        """After a grant: record the open leases before their authority is used."""
+        self.lease_file.write(self.leases.leases(self.clock.monotonic_ms()))
+        for close in self.leases.take_closes():
+            self.journal.append_close(close)
+
+    def _housekeeping(self) -> None:
+        self.metrics.settled_unreported(self.recorder.settle_overdue())
+        self.leases.tick(self.clock.now_ms())
+        for close in self.leases.take_closes():
+            self.journal.append_close(close)
+        views = self.leases.leases(self.clock.monotonic_ms())
+        self.lease_file.write(views)
+        self.metrics.leases_observed(views)
+        self.metrics.journal_observed(self.journal.queued_records + self.journal.pending_records)
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            try:
+                self._housekeeping()
+            except OSError:
+                log.exception("lease housekeeping failed; retrying")
 
     async def serve(self, stop: asyncio.Event) -> None:
         options = self.options
@@ -222,7 +278,8 @@ class Sidecar:
             options.metrics_host, options.metrics_port, self.registry
         )
         router_pb2_grpc.add_RouterServicer_to_server(
-            RouterService(self.decider, self.recorder, self.metrics), self.server
+            RouterService(self.decider, self.recorder, self.metrics, self.commit.commit),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.listen_address = _bind(self.server, options.listen)
@@ -238,9 +295,11 @@ class Sidecar:
         )
         link = asyncio.create_task(self.link.run(), name="control-link")
         watcher = asyncio.create_task(self._follow_snapshots(), name="snapshot-watch")
+        keeper = asyncio.create_task(self._keep_leases(), name="lease-housekeeping")
         try:
             await stop.wait()
         finally:
+            keeper.cancel()
             await self._shutdown(link, watcher)
 
     async def _follow_snapshots(self) -> None:
@@ -276,13 +335,23 @@ class Sidecar:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(SHUTDOWN_GRACE_SECONDS)
         watcher.cancel()
+        # No Report can arrive any more: what is still reserved is settled at its
+        # reservation, so every lease's spend is final and it can be closed.
+        self.metrics.settled_unreported(self.recorder.settle_all_unreported())
+        self.leases.close_all("sidecar shutting down")
+        for close in self.leases.take_closes():
+            self.journal.append_close(close)
+        await self.commit.commit()
+        self.lease_file.write(self.leases.leases(self.clock.monotonic_ms()))
         if not await self.link.drain(SHUTDOWN_FLUSH_SECONDS):
             log.warning(
-                "stopping with %d usage records not acknowledged by the control plane",
-                self.outbox.queued_records + self.outbox.pending_records,
+                "stopping with %d journal entries not acknowledged by the control plane; "
+                "they are sent on the next start",
+                self.journal.queued_records + self.journal.pending_records,
             )
         link.cancel()
         await asyncio.gather(link, watcher, return_exceptions=True)
+        self.journal.close()
         if self.metrics_server is not None:
             self.metrics_server.close()
         if self.options.ready_file is not None:

@@ -9,12 +9,14 @@ series. Must not import gRPC or the wire types.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_wsgi_server
 
 from faregate.model import Snapshot
 from sidecar.engine import Decision
+from sidecar.leases import LeaseView
 from sidecar.usage import ReportResult
 
 _PREFIX = "faregate_sidecar"
@@ -90,6 +92,51 @@ class SidecarMetrics:
             ["version", "revision"],
             registry=registry,
         )
+        self.lease_granted = Gauge(
+            f"{_PREFIX}_lease_granted_nanos",
+            "Cumulative grant of the current lease, per budget, nano-USD.",
+            ["budget"],
+            registry=registry,
+        )
+        self.lease_held = Gauge(
+            f"{_PREFIX}_lease_held_nanos",
+            "What is left on the current lease (granted - spent - reserved), per budget.",
+            ["budget"],
+            registry=registry,
+        )
+        self.lease_reserved = Gauge(
+            f"{_PREFIX}_lease_reserved_nanos",
+            "Reserved for admitted calls not yet reported, per budget, nano-USD.",
+            ["budget"],
+            registry=registry,
+        )
+        self.reservations = Counter(
+            f"{_PREFIX}_reservations",
+            "Decisions that reserved from budget leases.",
+            registry=registry,
+        )
+        self.reserved_cost = Counter(
+            f"{_PREFIX}_reserved_cost_nanos",
+            "Largest reservation per admitted call, summed, nano-USD.",
+            registry=registry,
+        )
+        self.unreported = Counter(
+            f"{_PREFIX}_unreported",
+            "Admitted calls never reported in time, settled at their reservation.",
+            registry=registry,
+        )
+        self.journal_pending = Gauge(
+            f"{_PREFIX}_journal_pending_records",
+            "Journal entries (usage records and lease closes) not yet ACKed.",
+            registry=registry,
+        )
+        self.fsync_seconds = Histogram(
+            f"{_PREFIX}_journal_fsync_seconds",
+            "Time to write and fsync one journal group commit.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5),
+            registry=registry,
+        )
+        self._lease_budgets: set[str] = set()
         self._snapshot_labels: tuple[str, str] | None = None
 
     def decided(
@@ -108,6 +155,33 @@ class SidecarMetrics:
             self.estimated_cost.labels(capability, decision.model).inc(
                 decision.estimated_cost_nanos
             )
+        if decision.reservation:
+            self.reservations.inc()
+            self.reserved_cost.inc(decision.reserved_cost_nanos)
+
+    def leases_observed(self, leases: Iterable[LeaseView]) -> None:
+        """Current leases by budget (a retiring lease is not current: the newest wins)."""
+        seen: set[str] = set()
+        for lease in leases:
+            seen.add(lease.budget)
+            self.lease_granted.labels(lease.budget).set(lease.granted_nanos)
+            left = lease.granted_nanos - lease.spent_nanos - lease.reserved_nanos
+            self.lease_held.labels(lease.budget).set(max(0, left) if not lease.lapsed else 0)
+            self.lease_reserved.labels(lease.budget).set(lease.reserved_nanos)
+        for gone in self._lease_budgets - seen:
+            for gauge in (self.lease_granted, self.lease_held, self.lease_reserved):
+                gauge.remove(gone)
+        self._lease_budgets = seen
+
+    def journal_observed(self, pending_records: int) -> None:
+        self.journal_pending.set(pending_records)
+
+    def fsynced(self, seconds: float) -> None:
+        self.fsync_seconds.observe(seconds)
+
+    def settled_unreported(self, count: int) -> None:
+        if count:
+            self.unreported.inc(count)
 
     def reported(self, result: ReportResult) -> None:
         if not result.accepted:

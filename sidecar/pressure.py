@@ -3,8 +3,8 @@
 After ranking and ceilings, the engine asks a `BudgetPressure` whether a budget
 covering this request on the chosen route is under pressure; if so it steps one
 model down the downgrade chain (`downgrade:budget-soft`, naming the budget). The
-answer may come from settled local spend (`local_spend.LocalSpendPressure`) or,
-later, from budget leases granted by the control plane; the engine cannot tell.
+answer comes from the lease book (`leases.LeaseBook`: the grant's soft-threshold
+flag, or spend since the threshold was reached); the engine cannot tell.
 
 An implementation must answer quickly and without side effects (dry runs ask
 too), and must take time from `now_ms`, never from a clock.

@@ -1,15 +1,18 @@
 """The Router gRPC service (Route, Report) that services call on their sidecar.
 
 A thin edge: convert the request, call the `Decider` or the `UsageRecorder`,
-convert the answer, count it. Invalid input is INVALID_ARGUMENT naming the field;
-Route before any snapshot is known is UNAVAILABLE. Decisions themselves are made
-in `engine`; nothing here decides anything.
+convert the answer, count it. Report answers only once the usage it settled is
+durable in the journal (`durable`, the group commit). Invalid input is
+INVALID_ARGUMENT naming the field; Route before any snapshot is known is
+UNAVAILABLE. Decisions themselves are made in `engine`; nothing here decides
+anything.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 import grpc
@@ -36,10 +39,17 @@ async def _invalid(context: Context, error: RequestError) -> NoReturn:
 
 
 class RouterService(router_pb2_grpc.RouterServicer):
-    def __init__(self, decider: Decider, recorder: UsageRecorder, metrics: SidecarMetrics) -> None:
+    def __init__(
+        self,
+        decider: Decider,
+        recorder: UsageRecorder,
+        metrics: SidecarMetrics,
+        durable: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._decider = decider
         self._recorder = recorder
         self._metrics = metrics
+        self._durable = durable
 
     async def Route(
         self, request: router_pb2.RouteRequest, context: Context
@@ -63,6 +73,8 @@ class RouterService(router_pb2_grpc.RouterServicer):
             results = self._recorder.report(usage_reports_from_pb(request))
         except RequestError as exc:
             await _invalid(context, exc)
+        if self._durable is not None:
+            await self._durable()
         for result in results:
             self._metrics.reported(result)
             if not result.accepted:

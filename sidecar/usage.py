@@ -2,11 +2,20 @@
 
 Route leaves a `DecisionRecord` in the `DecisionRegistry` (bounded, and each entry
 expires) holding what Report needs later: who asked, which model at which price,
-and the estimate. Report looks the decision up, prices the actual tokens with
-`faregate.pricing.cost_nanos`, appends a `UsageRecord` to the outbox and tells the
-optional `settled` listener (local budget tallies). Each
-decision is counted once: a second report of it is answered as a duplicate with
-the cost of the first, and counts nothing.
+the estimate and the lease reservation. Report looks the decision up, prices the
+actual tokens with `faregate.pricing.cost_nanos`, settles the reservation in the
+lease book (the difference returns to the lease; a cost above it is charged in
+full), appends a `UsageRecord` with one `BudgetCharge` per covering budget to the
+journal, then any lease close the settlement made ready, and tells the optional
+`settled` listener. Each decision is counted once: a second report of it is
+answered as a duplicate with the cost of the first, and counts nothing.
+
+A decision holding a reservation that is not reported within the report deadline
+(default 10 minutes, monotonic) is settled at its reserved amount with outcome
+`unreported` (`settle_overdue`, called periodically and at shutdown); a report
+arriving after that is refused. So is one whose entry was pushed out of a full
+registry, which settles it at once, so no reservation is ever stranded.
+The caller makes the journal durable before answering the service.
 
 Reports are validated as a batch first (`RequestError` naming the field, nothing
 counted); unknown decision ids are then rejected one by one.
@@ -22,16 +31,19 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from faregate.model import Action, Outcome, Price, Snapshot, UsageRecord
+from faregate.model import Action, BudgetCharge, Outcome, Price, Snapshot, UsageRecord
 from faregate.pricing import cost_nanos
 from sidecar.clock import Clock
 from sidecar.engine import Decision, RequestError, RouteRequest, no_labels
+from sidecar.leases import Hold, LeaseBook, LeaseClose
 from sidecar.snapshot_store import SnapshotSource
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CAPACITY = 100_000
 DEFAULT_TTL_MS = 24 * 60 * 60 * 1000
+DEFAULT_REPORT_DEADLINE_MS = 10 * 60 * 1000
+LATE_REPORT = "reported after the report deadline: already settled at its reserved amount"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,24 +64,34 @@ class DecisionRecord:
     decided_at_unix_ms: int
     labels: Mapping[str, str] = field(default_factory=no_labels)
     trace_id: str = ""
+    reservation: tuple[Hold, ...] = ()
 
 
 @dataclass(slots=True)
 class _Entry:
     record: DecisionRecord
     reported_cost_nanos: int | None = None  # set once the decision has been reported
+    late: bool = False  # settled as unreported: a report now comes too late
 
 
 class DecisionRegistry:
     """Recent decisions by id; the oldest go first when full or expired."""
 
     def __init__(
-        self, clock: Clock, capacity: int = DEFAULT_CAPACITY, ttl_ms: int = DEFAULT_TTL_MS
+        self,
+        clock: Clock,
+        capacity: int = DEFAULT_CAPACITY,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        report_deadline_ms: int = DEFAULT_REPORT_DEADLINE_MS,
     ) -> None:
         self._clock = clock
         self._capacity = capacity
         self._ttl_ms = ttl_ms
+        self._deadline_ms = report_deadline_ms
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # Decisions holding a reservation, not reported yet: id -> monotonic deadline.
+        self._unsettled: OrderedDict[str, int] = OrderedDict()
+        self._evicted: list[DecisionRecord] = []
 
     def remember(self, request: RouteRequest, decision: Decision, snapshot: Snapshot) -> None:
         if decision.decision_id in self._entries:
@@ -90,8 +112,11 @@ class DecisionRegistry:
             decided_at_unix_ms=self._clock.now_ms(),
             labels=request.labels,
             trace_id=request.trace_id,
+            reservation=decision.reservation,
         )
         self._entries[record.decision_id] = _Entry(record)
+        if record.reservation:
+            self._unsettled[record.decision_id] = self._clock.monotonic_ms() + self._deadline_ms
         self._evict()
 
     def lookup(self, decision_id: str) -> DecisionRecord | None:
@@ -103,10 +128,40 @@ class DecisionRegistry:
         entry = self._entry(decision_id)
         return entry.reported_cost_nanos if entry is not None else None
 
-    def mark_reported(self, decision_id: str, cost: int) -> None:
+    def is_late(self, decision_id: str) -> bool:
+        entry = self._entry(decision_id)
+        return entry is not None and entry.late
+
+    def mark_reported(self, decision_id: str, cost: int, *, late: bool = False) -> None:
+        self._unsettled.pop(decision_id, None)
         entry = self._entry(decision_id)
         if entry is not None:
             entry.reported_cost_nanos = cost
+            entry.late = late
+
+    def overdue(self, mono_ms: int) -> list[DecisionRecord]:
+        """Decisions with a reservation past their report deadline (or pushed out of a
+        full registry); each is returned once."""
+        due, self._evicted = self._evicted, []
+        while self._unsettled:
+            decision_id, deadline = next(iter(self._unsettled.items()))
+            if deadline > mono_ms:
+                break
+            del self._unsettled[decision_id]
+            entry = self._entries.get(decision_id)
+            if entry is not None:
+                due.append(entry.record)
+        return due
+
+    def unsettled(self) -> list[DecisionRecord]:
+        """Every decision still holding a reservation (at shutdown: settle them all)."""
+        due, self._evicted = self._evicted, []
+        for decision_id in list(self._unsettled):
+            del self._unsettled[decision_id]
+            entry = self._entries.get(decision_id)
+            if entry is not None:
+                due.append(entry.record)
+        return due
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -117,14 +172,19 @@ class DecisionRegistry:
 
     def _evict(self) -> None:
         while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+            self._forget(self._entries.popitem(last=False)[1])
         # Entries are kept in decision order, so the expired ones are all at the front.
         horizon = self._clock.now_ms() - self._ttl_ms
         while self._entries:
             oldest = next(iter(self._entries.values()))
             if oldest.record.decided_at_unix_ms >= horizon:
                 break
-            self._entries.popitem(last=False)
+            self._forget(self._entries.popitem(last=False)[1])
+
+    def _forget(self, entry: _Entry) -> None:
+        # A reservation must never be stranded by eviction: settle it as unreported.
+        if self._unsettled.pop(entry.record.decision_id, None) is not None:
+            self._evicted.append(entry.record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +212,8 @@ class ReportResult:
 
 class UsageSink(Protocol):
     def append(self, record: UsageRecord) -> None: ...
+
+    def append_close(self, close: LeaseClose) -> None: ...
 
 
 def validate_reports(reports: Sequence[UsageReport]) -> None:
@@ -181,7 +243,9 @@ class UsageRecorder:
         snapshots: SnapshotSource,
         clock: Clock,
         settled: Callable[[UsageRecord], None] | None = None,
+        leases: LeaseBook | None = None,
     ) -> None:
+        self._leases = leases
         self._service = service
         self._settled = settled
         self._registry = registry
@@ -193,6 +257,71 @@ class UsageRecorder:
         validate_reports(reports)
         return [self._settle(report) for report in reports]
 
+    def settle_overdue(self) -> int:
+        """Settle every reservation past its report deadline as unreported; how many."""
+        overdue = self._registry.overdue(self._clock.monotonic_ms())
+        for decision in overdue:
+            self._settle_unreported(decision)
+        return len(overdue)
+
+    def settle_all_unreported(self) -> int:
+        """At shutdown: no report can arrive any more, so settle what is still held."""
+        held = self._registry.unsettled()
+        for decision in held:
+            self._settle_unreported(decision)
+        return len(held)
+
+    def _settle_unreported(self, decision: DecisionRecord) -> None:
+        cost = decision.reserved_cost_nanos
+        usage = UsageRecord(
+            decision_id=decision.decision_id,
+            service=self._service,
+            capability=decision.capability,
+            tenant=decision.tenant,
+            team=decision.team,
+            model=decision.model,
+            provider=decision.provider,
+            action=decision.action,
+            input_tokens=0,
+            cached_input_tokens=0,
+            output_tokens=0,
+            cost_nanos=cost,
+            estimated_cost_nanos=decision.estimated_cost_nanos,
+            reserved_cost_nanos=cost,
+            price_version=decision.price.version if decision.price is not None else "",
+            config_version=decision.config_version,
+            outcome=Outcome.UNREPORTED,
+            latency_ms=0,
+            decided_at_unix_ms=decision.decided_at_unix_ms,
+            reported_at_unix_ms=self._clock.now_ms(),
+            labels=decision.labels,
+            trace_id=decision.trace_id,
+            budgets=tuple(h.budget for h in decision.reservation),
+            charges=self._charge(decision.reservation, cost),
+        )
+        log.info("decision %s never reported: settled at its reservation", decision.decision_id)
+        self._record(usage)
+        self._registry.mark_reported(decision.decision_id, cost, late=True)
+
+    def _charge(self, reservation: tuple[Hold, ...], cost: int) -> tuple[BudgetCharge, ...]:
+        if not reservation:
+            return ()
+        if self._leases is None:
+            return tuple(
+                BudgetCharge(h.budget, h.lease_id, h.period_key, h.amount_nanos)
+                for h in reservation
+            )
+        return self._leases.settle(reservation, cost, self._clock.monotonic_ms())
+
+    def _record(self, usage: UsageRecord) -> None:
+        self._sink.append(usage)
+        if self._leases is not None:
+            # A close waits for the last reservation on its lease: this one may be it.
+            for close in self._leases.take_closes():
+                self._sink.append_close(close)
+        if self._settled is not None:
+            self._settled(usage)
+
     def _settle(self, report: UsageReport) -> ReportResult:
         decision = self._registry.lookup(report.decision_id)
         if decision is None:
@@ -200,6 +329,8 @@ class UsageRecorder:
                 report.decision_id, accepted=False, error="unknown or expired decision id"
             )
         earlier = self._registry.reported_cost(report.decision_id)
+        if earlier is not None and self._registry.is_late(report.decision_id):
+            return ReportResult(report.decision_id, accepted=False, error=LATE_REPORT)
         if earlier is not None:
             return ReportResult(
                 report.decision_id, accepted=True, cost_nanos=earlier, duplicate=True
@@ -239,11 +370,11 @@ class UsageRecorder:
             outcome_label=report.outcome_label,
             labels=MappingProxyType({**decision.labels, **report.labels}),
             trace_id=decision.trace_id,
+            budgets=tuple(h.budget for h in decision.reservation),
+            charges=self._charge(decision.reservation, cost),
         )
-        self._sink.append(usage)
+        self._record(usage)
         self._registry.mark_reported(report.decision_id, cost)
-        if self._settled is not None:
-            self._settled(usage)
         return ReportResult(report.decision_id, accepted=True, cost_nanos=cost)
 
     def _priced_model(

@@ -36,3 +36,21 @@ def test_key_and_window_agree_at_the_boundary() -> None:
     assert period_key("month", "UTC", end - 1) == "2026-12"
     assert period_key("month", "UTC", end) == "2027-01"
     assert period_key("month", "UTC", start) == "2026-12"
+
+
+@pytest.mark.parametrize(
+    ("period", "at", "start", "end"),
+    [
+        ("day", "2027-01-15T10:30:00", "2027-01-15T00:00:00", "2027-01-16T00:00:00"),
+        ("week", "2027-01-15T10:30:00", "2027-01-11T00:00:00", "2027-01-18T00:00:00"),
+        ("month", "2027-01-15T10:30:00", "2027-01-01T00:00:00", "2027-02-01T00:00:00"),
+        ("month", "2027-12-31T23:59:00", "2027-12-01T00:00:00", "2028-01-01T00:00:00"),
+        # Across the spring DST change the local day is 23 hours long.
+        ("day", "2027-03-14T12:00:00", "2027-03-14T00:00:00", "2027-03-15T00:00:00"),
+    ],
+)
+def test_periods_are_calendar_aligned_in_the_time_zone(
+    period: str, at: str, start: str, end: str
+) -> None:
+    zone = "America/New_York"
+    assert period_window(period, zone, ms(at, zone)) == (ms(start, zone), ms(end, zone))

@@ -35,11 +35,21 @@ T0 = 1_800_000_000_000
 
 
 class FakeClock:
-    def __init__(self, now_ms: int = 1_800_000_000_000) -> None:
+    """Wall and monotonic time that move only when a test says so (`advance`)."""
+
+    def __init__(self, now_ms: int = 1_800_000_000_000, mono_ms: int = 1_000_000) -> None:
         self.now = now_ms
+        self.mono = mono_ms
 
     def now_ms(self) -> int:
         return self.now
+
+    def monotonic_ms(self) -> int:
+        return self.mono
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+        self.mono += ms
 
 
 def model(

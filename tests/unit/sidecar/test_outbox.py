@@ -42,7 +42,7 @@ def test_seq_keeps_counting_after_acks() -> None:
     fill(outbox, 1)
     first = outbox.seal()
     assert first is not None
-    assert outbox.ack(first.seq) == first
+    assert outbox.ack("inc-1", first.seq) == first
     fill(outbox, 1)
     second = outbox.seal()
     assert second is not None and second.seq == 2
@@ -53,13 +53,13 @@ def test_unacked_batches_stay_pending_with_the_same_seq() -> None:
     fill(outbox, 5)
     sent = outbox.seal_all()
     assert [b.seq for b in sent] == [1, 2, 3]
-    outbox.ack(2)
+    outbox.ack("inc-1", 2)
     # After a reconnect the link resends whatever is pending: the same batches, same seq.
     assert outbox.pending() == (sent[0], sent[2])
     assert outbox.pending_records == 3
     assert not outbox.is_empty
-    outbox.ack(1)
-    outbox.ack(3)
+    outbox.ack("inc-1", 1)
+    outbox.ack("inc-1", 3)
     assert outbox.pending() == ()
     assert outbox.is_empty
 
@@ -69,9 +69,9 @@ def test_repeated_or_unknown_ack_is_harmless() -> None:
     fill(outbox, 1)
     batch = outbox.seal()
     assert batch is not None
-    assert outbox.ack(batch.seq) == batch
-    assert outbox.ack(batch.seq) is None
-    assert outbox.ack(99) is None
+    assert outbox.ack("inc-1", batch.seq) == batch
+    assert outbox.ack("inc-1", batch.seq) is None
+    assert outbox.ack("inc-1", 99) is None
 
 
 def test_records_appended_later_go_into_a_new_batch() -> None:

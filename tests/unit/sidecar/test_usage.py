@@ -23,6 +23,9 @@ class Sink:
     def append(self, record: UsageRecord) -> None:
         self.records.append(record)
 
+    def append_close(self, close: object) -> None:
+        raise AssertionError("no leases here")
+
 
 class Fixture:
     def __init__(self, capacity: int = 1_000, ttl_ms: int = 60_000) -> None:

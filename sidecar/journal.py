@@ -1,0 +1,373 @@
+"""The usage journal: settled usage and lease closes, durable before anyone is told.
+
+Everything the control plane must eventually apply goes through here, in order:
+usage records (`append`), lease closes (`append_close`, after every record of
+their lease) and batch seals. Each entry is appended to a segment file in
+`STATE_DIR/journal/` as
+
+    u32 payload length | u32 CRC32 of the rest | u8 kind | u64 entry number | payload
+
+Records and closes are the wire messages (`sidecar.convert`), seals a small JSON.
+Appends are buffered; `sync` writes the buffer and fsyncs it, and callers await
+it before acknowledging a Report or sending a batch (one fsync covers every
+entry appended before it: group commit).
+
+Batches (`seal`) take the oldest unsealed entries, with this incarnation and the
+next seq, and the seal entry is journaled before the batch is sent. An ACK drops
+the batch; the lowest entry still needed (oldest unacked batch, else oldest
+unsealed entry) goes to `checkpoint.json` and segments wholly below it are
+deleted. The checkpoint is replaced without fsync: if a crash loses it, batches
+are resent and the control plane ACKs them as duplicates.
+
+On start (`UsageJournal.open`) the segments are replayed: entries below the
+checkpoint are done; sealed batches not yet ACKed are resent with their
+original incarnation and seq; unsealed entries go into new batches of the new
+incarnation. A torn tail (a crash mid-write) fails the length or CRC check and
+is dropped with the rest of its segment; appends always go to a new segment.
+Also kept: per lease, the spend the control plane has ACKed, so a restarted
+sidecar can state what its previous incarnation spent through each lease.
+
+Blocking file I/O: `sync` is meant to run on a worker thread (it takes a lock),
+everything else on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faregate.model import UsageRecord
+from sidecar.convert import (
+    decode_lease_close,
+    decode_usage_record,
+    encode_lease_close,
+    encode_usage_record,
+)
+from sidecar.leases import LeaseClose
+from sidecar.outbox import MAX_BATCH_RECORDS, UsageBatch
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = "journal"
+CHECKPOINT_FILE = "checkpoint.json"
+SEGMENT_BYTES = 8 * 1024 * 1024
+RECORD, CLOSE, SEAL = 1, 2, 3
+_HEADER = struct.Struct("<IIBQ")  # length, crc, kind, entry number
+_CRC_OFFSET = 8  # the CRC covers kind, entry number and payload
+
+
+@dataclass(slots=True)
+class _Entry:
+    number: int
+    kind: int
+    record: UsageRecord | None = None
+    close: LeaseClose | None = None
+
+
+@dataclass(slots=True)
+class _Pending:
+    batch: UsageBatch
+    first: int  # lowest entry number in the batch
+
+
+@dataclass(slots=True)
+class _Segment:
+    path: Path
+    last: int  # highest entry number written to it
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    resent_batches: int
+    unsealed_entries: int
+    torn_bytes: int
+    open_closes: frozenset[str] = frozenset()  # lease ids with a close still journaled
+    spent_by_lease: Mapping[str, int] = field(default_factory=dict)
+
+
+def _encode(number: int, kind: int, payload: bytes) -> bytes:
+    body = struct.pack("<BQ", kind, number) + payload
+    return struct.pack("<II", len(payload), zlib.crc32(body)) + body
+
+
+def _read_segment(path: Path) -> tuple[list[tuple[int, int, bytes]], int]:
+    """(entries as (number, kind, payload), bytes dropped as torn or corrupt)."""
+    data = path.read_bytes()
+    entries = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, crc, kind, number = _HEADER.unpack_from(data, offset)
+        end = offset + _HEADER.size + length
+        if end > len(data) or zlib.crc32(data[offset + _CRC_OFFSET : end]) != crc:
+            break
+        entries.append((number, kind, data[offset + _HEADER.size : end]))
+        offset = end
+    return entries, len(data) - offset
+
+
+class UsageJournal:
+    def __init__(
+        self,
+        directory: Path,
+        incarnation: str,
+        max_batch_records: int = MAX_BATCH_RECORDS,
+        segment_bytes: int = SEGMENT_BYTES,
+    ) -> None:
+        if max_batch_records <= 0:
+            raise ValueError("max_batch_records must be > 0")
+        self.incarnation = incarnation
+        self._dir = directory
+        self._max = max_batch_records
+        self._segment_bytes = segment_bytes
+        self._queued: deque[_Entry] = deque()
+        self._pending: OrderedDict[tuple[str, int], _Pending] = OrderedDict()
+        self._segments: list[_Segment] = []
+        self._next = 1
+        self._last_seq = 0
+        self._low_water = 0
+        self._acked_spend: dict[str, int] = {}
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._written = 0  # bytes in the current segment
+        self._appended = 0  # entries appended, ever (for group commit)
+        self._buffered_last = 0  # number of the last entry in the buffer
+        self._durable = 0  # entries known to be on disk
+        self._on_full: Callable[[], None] | None = None
+        self.summary = ReplaySummary(0, 0, 0)
+
+    # -- start ---------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, directory: Path, incarnation: str, max_batch_records: int = MAX_BATCH_RECORDS
+    ) -> UsageJournal:
+        """Replay what an earlier process left in `directory`, then accept appends."""
+        journal = cls(directory / JOURNAL_DIR, incarnation, max_batch_records)
+        journal._replay()
+        return journal
+
+    def _replay(self) -> None:
+        self._dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = self._read_checkpoint()
+        self._low_water = int(checkpoint.get("low_water", 0))
+        self._acked_spend = {str(k): int(v) for k, v in checkpoint.get("acked_spend", {}).items()}
+        entries: OrderedDict[int, _Entry] = OrderedDict()
+        seals: list[dict[str, object]] = []
+        torn = 0
+        highest = 0
+        for path in sorted(self._dir.glob("seg-*.log")):
+            raw, dropped = _read_segment(path)
+            if dropped:
+                log.warning("journal %s: dropped %d bytes of a torn or corrupt tail", path, dropped)
+                torn += dropped
+            last = max((n for n, _, _ in raw), default=0)
+            highest = max(highest, last)
+            self._segments.append(_Segment(path, last))
+            for number, kind, payload in raw:
+                if number < self._low_water:
+                    continue
+                if kind == RECORD:
+                    entries[number] = _Entry(number, kind, record=decode_usage_record(payload))
+                elif kind == CLOSE:
+                    entries[number] = _Entry(number, kind, close=decode_lease_close(payload))
+                elif kind == SEAL:
+                    seals.append(json.loads(payload))
+        for seal in seals:
+            first, last = int(str(seal["first"])), int(str(seal["last"]))
+            covered = [entries.pop(n) for n in range(first, last + 1) if n in entries]
+            if covered:
+                batch = self._batch(str(seal["incarnation"]), int(str(seal["seq"])), covered)
+                self._pending[(batch.incarnation, batch.seq)] = _Pending(batch, first)
+        self._queued.extend(entries.values())
+        self._next = max(highest + 1, self._low_water, 1)
+        spent: dict[str, int] = dict(self._acked_spend)
+        closes: set[str] = set()
+        everything = [e for p in self._pending.values() for e in self._entries_of(p.batch)]
+        for entry in everything + list(self._queued):
+            if entry.record is not None:
+                for charge in entry.record.charges:
+                    spent[charge.lease_id] = spent.get(charge.lease_id, 0) + entry.record.cost_nanos
+            if entry.close is not None:
+                closes.add(entry.close.lease_id)
+        self.summary = ReplaySummary(
+            len(self._pending), len(self._queued), torn, frozenset(closes), spent
+        )
+        self._start_segment()
+
+    @staticmethod
+    def _entries_of(batch: UsageBatch) -> list[_Entry]:
+        return [_Entry(0, RECORD, record=r) for r in batch.records] + [
+            _Entry(0, CLOSE, close=c) for c in batch.lease_closes
+        ]
+
+    def _read_checkpoint(self) -> dict[str, Any]:
+        try:
+            value = json.loads((self._dir / CHECKPOINT_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def _start_segment(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        path = self._dir / f"seg-{self._next:020d}.log"
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._segments.append(_Segment(path, self._next - 1))
+        self._written = 0
+
+    # -- appending -----------------------------------------------------------------
+
+    def on_full(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a full batch's worth of entries is queued."""
+        self._on_full = callback
+
+    def append(self, record: UsageRecord) -> None:
+        entry = self._write(RECORD, encode_usage_record(record))
+        entry.record = record
+        self._queue(entry)
+
+    def append_close(self, close: LeaseClose) -> None:
+        entry = self._write(CLOSE, encode_lease_close(close))
+        entry.close = close
+        self._queue(entry)
+
+    def _queue(self, entry: _Entry) -> None:
+        self._queued.append(entry)
+        if len(self._queued) >= self._max and self._on_full is not None:
+            self._on_full()
+
+    def _write(self, kind: int, payload: bytes) -> _Entry:
+        number = self._next
+        self._next += 1
+        with self._lock:
+            self._buffer += _encode(number, kind, payload)
+            self._appended += 1
+            self._buffered_last = number
+        return _Entry(number, kind)
+
+    @property
+    def needs_sync(self) -> bool:
+        return self._durable < self._appended
+
+    def sync(self) -> None:
+        """Write and fsync everything appended so far. Thread-safe; blocking."""
+        with self._lock:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            target = self._appended
+            if data:
+                os.write(self._fd, data)
+                os.fsync(self._fd)
+                self._written += len(data)
+                self._segments[-1].last = self._buffered_last
+            self._durable = max(self._durable, target)
+            if self._written >= self._segment_bytes:
+                self._start_segment()
+
+    def durable_through(self) -> tuple[int, int]:
+        """(entries appended, entries on disk): group commit waits for the first to be reached."""
+        return self._appended, self._durable
+
+    # -- batches -------------------------------------------------------------------
+
+    def _batch(self, incarnation: str, seq: int, entries: list[_Entry]) -> UsageBatch:
+        return UsageBatch(
+            incarnation,
+            seq,
+            tuple(e.record for e in entries if e.record is not None),
+            tuple(e.close for e in entries if e.close is not None),
+        )
+
+    def seal(self) -> UsageBatch | None:
+        """Cut the next batch from the oldest unsealed entries and journal the seal.
+        Call `sync` before sending it."""
+        if not self._queued:
+            return None
+        entries = [self._queued.popleft() for _ in range(min(self._max, len(self._queued)))]
+        self._last_seq += 1
+        batch = self._batch(self.incarnation, self._last_seq, entries)
+        first, last = entries[0].number, entries[-1].number
+        seal = {"incarnation": batch.incarnation, "seq": batch.seq, "first": first, "last": last}
+        self._write(SEAL, json.dumps(seal).encode())
+        self._pending[(batch.incarnation, batch.seq)] = _Pending(batch, first)
+        return batch
+
+    def seal_all(self) -> list[UsageBatch]:
+        batches: list[UsageBatch] = []
+        while (batch := self.seal()) is not None:
+            batches.append(batch)
+        return batches
+
+    def pending(self) -> tuple[UsageBatch, ...]:
+        """Sealed batches not yet ACKed, oldest first (replayed ones before new ones)."""
+        return tuple(p.batch for p in self._pending.values())
+
+    def ack(self, incarnation: str, seq: int) -> UsageBatch | None:
+        """Drop an ACKed batch; None if it was not pending (e.g. a repeated ACK)."""
+        done = self._pending.pop((incarnation, seq), None)
+        if done is None:
+            return None
+        batch = done.batch
+        for record in batch.records:
+            for charge in record.charges:
+                lease = charge.lease_id
+                self._acked_spend[lease] = self._acked_spend.get(lease, 0) + record.cost_nanos
+        for close in batch.lease_closes:
+            self._acked_spend.pop(close.lease_id, None)
+        self._advance()
+        return batch
+
+    def _advance(self) -> None:
+        candidates = [p.first for p in self._pending.values()]
+        if self._queued:
+            candidates.append(self._queued[0].number)
+        low = min(candidates, default=self._next)
+        if low <= self._low_water:
+            self._write_checkpoint()
+            return
+        self._low_water = low
+        self._write_checkpoint()
+        with self._lock:  # `sync` may be starting a segment on its thread
+            current = self._segments[-1]
+            for segment in self._segments[:-1]:
+                if segment.last < low:
+                    segment.path.unlink(missing_ok=True)
+            self._segments = [s for s in self._segments[:-1] if s.last >= low] + [current]
+
+    def _write_checkpoint(self) -> None:
+        # No fsync: a lost checkpoint only means duplicates the control plane ignores.
+        path = self._dir / CHECKPOINT_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        state = {"low_water": self._low_water, "acked_spend": self._acked_spend}
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def queued_records(self) -> int:
+        return len(self._queued)
+
+    @property
+    def pending_records(self) -> int:
+        return sum(len(p.batch.records) + len(p.batch.lease_closes) for p in self._pending.values())
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._queued and not self._pending
+
+    def close(self) -> None:
+        self.sync()
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
