@@ -27,7 +27,8 @@ from tests.integration.processes import (
     wait_for,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "faregate.yaml"
+EXAMPLE = Path(__file__).parent / "fixtures" / "catalog.yaml"
+SHIPPED_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "faregate.yaml"
 
 
 @pytest.fixture
@@ -315,3 +316,12 @@ def test_unreachable_control_plane_is_one_clear_line() -> None:
     assert result.returncode == 3
     assert "127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_shipped_example_applies_cleanly(cp: ServerProcess) -> None:
+    dry = faregate_cli(cp.address, "-o", "json", "apply", "-f", str(SHIPPED_EXAMPLE), "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    kinds = {change["kind"] for change in json.loads(dry.stdout)["changes"]}
+    assert {"model", "capability", "tenant", "budget"} <= kinds
+    applied = apply_file(cp, SHIPPED_EXAMPLE)
+    assert applied["revision"] == 1
