@@ -3,34 +3,39 @@
 Run with `make demo` (or `.venv/bin/python examples/demo.py --seconds 8`). It starts the
 servers in a temporary directory, applies examples/faregate.yaml, drives traffic for five
 capabilities through `RouterClient` (model calls are simulated: token counts, latency and
-failures are drawn from a seeded RNG), then prints the control plane's ledger next to what
-the same calls would have cost on the most capable model. Every process it started is
-stopped, and the directory removed, however it ends. Uses only the public clients and
-console scripts: it must not import `controlplane` or `sidecar`.
+failures are drawn from a seeded RNG) and plays by the decisions: a THROTTLE is retried
+after its `retry_after_ms`, an APPROVAL_REQUIRED waits for the operator (`approver.py`,
+approving most requests through the Admin API) and is retried with its approval id, a DENY
+is final. Then it prints the control plane's ledger next to what the same calls would have
+cost on the most capable model, and the decisions by action and by rule (`summary.py`).
+Every process it started is stopped, and the directory removed, however it ends. Uses only
+the public clients and console scripts: it must not import `controlplane` or `sidecar`.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
+import itertools
+import math
 import random
 import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from approver import Approver
 from processes import ProcessError, Processes, console_script, read_ready_file
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from traffic import FAILURE_RATE, PROFILES, Profile, simulated_latency_ms
+from summary import Tally, baseline_model, print_summary
+from traffic import FAILURE_RATE, PROFILES, Profile, Tokens, simulated_latency_ms
 
-from clients import AdminClient, FaregateError, RouterClient
+from clients import AdminClient, FaregateError, RouterClient, RouteResult
 from clients.admin_results import SpendReport
-from faregate.model import Locality, Model, Sensitivity, Snapshot
+from faregate.model import Action, Snapshot
 from faregate.pricing import cost_nanos, format_usd
 
 CONFIG = Path(__file__).with_name("faregate.yaml")
@@ -38,35 +43,13 @@ SERVICES = ("support-bot", "risk-engine", "legal-docs")
 TENANT = "acme"
 READY_TIMEOUT = 20.0
 LEDGER_TIMEOUT = 6.0
-
-
-@dataclass
-class Tally:
-    """What the client side saw: decisions, reports sent, and both sides of the comparison."""
-
-    decisions: int = 0
-    reports: int = 0
-    failures: int = 0
-    actions: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    cost_nanos: Counter[str] = field(default_factory=Counter)  # per capability, our pricing
-    baseline_nanos: Counter[str] = field(default_factory=Counter)  # per capability
-
-
-def may_carry(model: Model, sensitivity: Sensitivity) -> bool:
-    """The contract's data-sensitivity rule (docs/architecture.md)."""
-    if sensitivity is Sensitivity.CONFIDENTIAL:
-        return model.locality is Locality.LOCAL or "confidential" in model.compliance_tags
-    if sensitivity is Sensitivity.REGULATED:
-        return model.locality is Locality.LOCAL or "regulated" in model.compliance_tags
-    return True
-
-
-def baseline_model(snapshot: Snapshot, sensitivity: Sensitivity) -> Model:
-    """The single most capable model this data may go to: the priciest-output `large` one."""
-    allowed = [m for m in snapshot.models if not m.unavailable and may_carry(m, sensitivity)]
-    large = [m for m in allowed if m.tier == "large"] or allowed
-    return max(large, key=lambda m: (m.price.output_nanos_per_mtok, m.name))
+THROTTLE_TRIES = 10  # a request throttled this many times is given up
+BACKOFF_S, BACKOFF_MAX_S = 0.2, 2.0  # wait after the n-th THROTTLE: doubling, capped, jittered
+MAX_WAIT_S = 5.0  # a request told to wait longer than this is given up
+APPROVAL_POLL_S = 1.0  # a request waiting for approval asks again this often
+APPROVAL_TRIES = 12
+BURST_GAP_S = 0.001  # a backfill job sends about a thousand requests a second
+DRAIN_S = 4.0  # after the traffic, time left for queued retries to finish
 
 
 def start_controlplane(processes: Processes, tmp: Path) -> str:
@@ -123,67 +106,159 @@ def start_sidecars(
     raise ProcessError(f"sidecars {missing} did not receive snapshot {version} in time")
 
 
-def simulate_call(
-    router: RouterClient,
-    profile: Profile,
-    snapshot: Snapshot,
-    baseline: Model,
-    rng: random.Random,
-    tally: Tally,
-) -> None:
-    """Route one request, 'call' the chosen model, report what it used."""
-    prompt, cached, output = profile.draw(rng)
-    try:
-        decision = router.route(
-            profile.capability,
-            tenant=TENANT,
-            team=profile.team,
-            sensitivity=profile.sensitivity,
-            complexity=profile.complexity,
+@dataclass
+class Pending:
+    """One request of a simulated service, from its first Route until it is done."""
+
+    profile: Profile
+    tokens: Tokens
+    approval_id: str = ""
+    throttled: int = 0  # THROTTLE answers so far
+    polls: int = 0  # APPROVAL_REQUIRED answers naming the current approval id
+    retry: str = ""  # why it was queued again: "throttle" or "approval"
+
+
+class Services:
+    """The simulated services: ask the sidecar, honour its answer, 'call' the model, report.
+
+    A THROTTLE is retried no sooner than its `retry_after_ms` (later still, with jitter,
+    after repeated refusals, as a well-behaved client backs off); an APPROVAL_REQUIRED is
+    asked again with its `approval_id` every APPROVAL_POLL_S until the operator's verdict
+    makes it ALLOW or DENY. Retries wait in a queue, so the traffic never blocks on them.
+    Only ALLOW and DOWNGRADE are called and reported; a DENY is final."""
+
+    def __init__(
+        self, routers: dict[str, RouterClient], snapshot: Snapshot, rng: random.Random
+    ) -> None:
+        self.routers = routers
+        self.snapshot = snapshot
+        self.rng = rng
+        self.tally = Tally()
+        self.baselines = {p.sensitivity: baseline_model(snapshot, p.sensitivity) for p in PROFILES}
+        self._queue: list[tuple[float, int, Pending]] = []
+        self._order = itertools.count()
+
+    def later(self, at: float, pending: Pending) -> None:
+        heapq.heappush(self._queue, (at, next(self._order), pending))
+
+    def next_due(self) -> float:
+        return self._queue[0][0] if self._queue else math.inf
+
+    def serve_due(self, now: float) -> bool:
+        """Serve the first queued request whose time has come; False if none has."""
+        if not self._queue or self._queue[0][0] > now:
+            return False
+        pending = heapq.heappop(self._queue)[2]
+        if pending.retry:
+            self.tally.retries[pending.retry] += 1
+        self.serve(pending)
+        return True
+
+    def serve(self, pending: Pending) -> None:
+        delay = self._attempt(pending)
+        if delay is not None:
+            self.later(time.monotonic() + delay, pending)
+
+    def abandon(self) -> None:
+        """Give up whatever is still waiting when the demo ends."""
+        for _, _, pending in self._queue:
+            self.tally.gave_up[f"still waiting ({pending.retry}) at the end"] += 1
+        self._queue.clear()
+
+    def _attempt(self, pending: Pending) -> float | None:
+        """One Route; the delay before asking again, or None once the request is done."""
+        profile, tally = pending.profile, self.tally
+        prompt = pending.tokens[0]
+        try:
+            decision = self.routers[profile.service].route(
+                profile.capability,
+                tenant=TENANT,
+                team=profile.team,
+                sensitivity=profile.sensitivity,
+                risk=profile.risk,
+                priority=profile.priority,
+                complexity=profile.complexity,
+                input_tokens=prompt,
+                max_output_tokens=int(prompt * profile.output_cap_per_input_token),
+                labels={"source": "demo"},
+                approval_id=pending.approval_id,
+            )
+        except FaregateError as error:
+            tally.errors[f"{error.code.name}: {error.message}"] += 1
+            return None
+        tally.record(decision)
+        rules = {fired.rule for fired in decision.rules}
+        if decision.action is Action.THROTTLE:
+            pending.throttled += 1
+            if pending.throttled >= THROTTLE_TRIES:
+                tally.gave_up[f"throttled {THROTTLE_TRIES} times"] += 1
+                return None
+            retry_after = decision.retry_after_ms / 1000
+            if retry_after > MAX_WAIT_S:
+                tally.gave_up[f"told to wait over {MAX_WAIT_S:g} s"] += 1
+                return None
+            pending.retry = "throttle"
+            # Never sooner than told; spread out, so the refused do not all come back at once.
+            backoff = min(BACKOFF_MAX_S, BACKOFF_S * 2.0 ** (pending.throttled - 1))
+            return max(retry_after, backoff * self.rng.uniform(0.5, 1.0))
+        if decision.action is Action.APPROVAL_REQUIRED:
+            if decision.approval_id != pending.approval_id:
+                tally.approvals_requested += 1
+                pending.approval_id, pending.polls = decision.approval_id, 0
+            pending.polls += 1
+            if not decision.approval_id or pending.polls >= APPROVAL_TRIES:
+                tally.gave_up["no verdict on the approval"] += 1
+                return None
+            pending.retry = "approval"
+            return APPROVAL_POLL_S
+        if not decision.allowed:
+            tally.approvals_refused += "approval:denied" in rules
+            return None
+        tally.approvals_used += "approval:granted" in rules
+        self._call(pending, decision)
+        return None
+
+    def _call(self, pending: Pending, decision: RouteResult) -> None:
+        """'Call' the chosen model, report what it used, price both sides of the comparison."""
+        profile, tally, rng = pending.profile, self.tally, self.rng
+        prompt, cached, output = pending.tokens
+        output = min(output, decision.max_output_tokens or output)
+        failed = rng.random() < FAILURE_RATE
+        if failed:  # the provider errored mid-stream: the prompt is billed, little output
+            output = rng.randint(0, output // 10)
+            tally.failures += 1
+        self.routers[profile.service].report(
+            decision.decision_id,
             input_tokens=prompt,
-            max_output_tokens=int(prompt * profile.output_cap_per_input_token),
-            labels={"source": "demo"},
+            cached_input_tokens=cached,
+            output_tokens=output,
+            latency_ms=simulated_latency_ms(decision.tier, output, rng),
+            outcome="failure" if failed else "success",
         )
-    except FaregateError as error:
-        tally.errors[f"{error.code.name}: {error.message}"] += 1
-        return
-    tally.decisions += 1
-    tally.actions[decision.action.value] += 1
-    if not decision.allowed:
-        return
-    output = min(output, decision.max_output_tokens or output)
-    failed = rng.random() < FAILURE_RATE
-    if failed:  # the provider errored mid-stream: the prompt is billed, little output
-        output = rng.randint(0, output // 10)
-        tally.failures += 1
-    router.report(
-        decision.decision_id,
-        input_tokens=prompt,
-        cached_input_tokens=cached,
-        output_tokens=output,
-        latency_ms=simulated_latency_ms(decision.tier, output, rng),
-        outcome="failure" if failed else "success",
-    )
-    tally.reports += 1
-    model = snapshot.models_by_name.get(decision.model)
-    if model is not None:
-        tally.cost_nanos[profile.capability] += cost_nanos(model.price, prompt, cached, output)
-    tally.baseline_nanos[profile.capability] += cost_nanos(baseline.price, prompt, cached, output)
+        tally.reports += 1
+        model = self.snapshot.models_by_name.get(decision.model)
+        if model is not None:
+            tally.cost_nanos[profile.capability] += cost_nanos(model.price, prompt, cached, output)
+        # Like with like: this call's own tokens on the most capable model its data may use.
+        baseline = self.baselines[profile.sensitivity]
+        tally.baseline_nanos[profile.capability] += cost_nanos(
+            baseline.price, prompt, cached, output
+        )
 
 
 def drive_traffic(
-    routers: dict[str, RouterClient],
-    snapshot: Snapshot,
-    args: argparse.Namespace,
-    console: Console,
+    services: Services, approver: Approver, args: argparse.Namespace, console: Console
 ) -> Tally:
-    """Weighted random traffic at about `args.rate` decisions per second for `args.seconds`."""
-    rng = random.Random(args.seed)
-    weights = [p.weight for p in PROFILES]
-    baselines = {p.capability: baseline_model(snapshot, p.sensitivity) for p in PROFILES}
-    tally = Tally()
+    """Weighted random requests at about `args.rate` a second for `args.seconds`, the jobs'
+    bursts on top, then up to DRAIN_S for the retries still queued; the operator decides
+    meanwhile."""
+    rng, tally = random.Random(args.seed), services.tally
+    steady = [p for p in PROFILES if not p.every_s]
+    weights = [p.weight for p in steady]
+    jobs = [p for p in PROFILES if p.every_s]
+    job_due = [job.every_s / 2 for job in jobs]  # seconds into the run
     progress = Progress(
-        TextColumn("[bold]traffic"),
+        TextColumn("[bold]{task.description:<7}"),
         BarColumn(),
         TimeElapsedColumn(),
         TextColumn("{task.fields[decisions]:>6} decisions  {task.fields[spend]:>10} spent"),
@@ -192,26 +267,41 @@ def drive_traffic(
     with progress:
         task = progress.add_task("traffic", total=args.seconds, decisions=0, spend="$0")
         start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < args.seconds:
-            profile = rng.choices(PROFILES, weights)[0]
-            simulate_call(
-                routers[profile.service],
-                profile,
-                snapshot,
-                baselines[profile.capability],
-                rng,
-                tally,
-            )
-            ahead = (tally.decisions + sum(tally.errors.values())) / args.rate - elapsed
-            if ahead > 0:
-                time.sleep(min(ahead, 0.05))
+        approver.start(start)
+        sent = 0
+        while True:
+            now = time.monotonic()
+            elapsed = now - start
+            traffic = elapsed < args.seconds
+            if not traffic and services.next_due() > start + args.seconds + DRAIN_S:
+                break  # nothing left that could still finish in time
+            approver.tick(now)
+            for index, job in enumerate(jobs):
+                if traffic and elapsed >= job_due[index]:
+                    job_due[index] += job.every_s
+                    count = rng.randint(*job.burst)
+                    tally.requests += count
+                    for n in range(count):
+                        services.later(now + n * BURST_GAP_S, Pending(job, job.draw(rng)))
+            if services.serve_due(now):
+                pass
+            elif traffic and sent <= elapsed * args.rate:
+                sent += 1
+                tally.requests += 1
+                profile = rng.choices(steady, weights)[0]
+                services.serve(Pending(profile, profile.draw(rng)))
+            else:
+                on_pace = start + sent / args.rate if traffic else math.inf
+                wake = min(on_pace, services.next_due(), approver.next_at, now + 0.05)
+                time.sleep(max(0.0, wake - now))
             progress.update(
                 task,
-                completed=elapsed,
+                description="traffic" if traffic else "retries",
+                completed=min(elapsed, args.seconds),
                 decisions=tally.decisions,
                 spend=format_usd(sum(tally.cost_nanos.values()), 4),
             )
-        progress.update(task, completed=args.seconds)
+    services.abandon()
     return tally
 
 
@@ -232,101 +322,6 @@ def wait_for_ledger(admin: AdminClient, expected: int, console: Console) -> Spen
     return report
 
 
-def _percent(part: int, whole: int) -> str:
-    return f"{part * 100 / whole:.1f}%" if whole else "—"
-
-
-def _table(
-    title: str,
-    headers: tuple[str, ...],
-    rows: Sequence[tuple[str, ...]],
-    total: tuple[str, ...] = (),
-) -> Table:
-    table = Table(title=title)
-    for index, header in enumerate(headers):
-        table.add_column(header, justify="left" if index == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    if total:
-        table.add_section()
-        table.add_row(*total, style="bold")
-    return table
-
-
-def print_summary(
-    console: Console,
-    tally: Tally,
-    by_capability: SpendReport,
-    by_model: SpendReport,
-    snapshot: Snapshot,
-) -> None:
-    total = by_capability.total_cost_nanos
-    baseline_total = sum(tally.baseline_nanos.values())
-    capabilities = [
-        (
-            row.key,
-            f"{row.requests:,}",
-            format_usd(row.cost_nanos),
-            _percent(row.cost_nanos, total),
-            format_usd(tally.baseline_nanos[row.key]),
-            _percent(tally.baseline_nanos[row.key] - row.cost_nanos, tally.baseline_nanos[row.key]),
-        )
-        for row in sorted(by_capability.rows, key=lambda r: -r.cost_nanos)
-    ]
-    console.print(
-        _table(
-            "Spend per capability (control plane ledger)",
-            ("capability", "requests", "cost", "share", "on the biggest model", "saved"),
-            capabilities,
-            total=(
-                "total",
-                f"{by_capability.total_requests:,}",
-                format_usd(total),
-                "100.0%",
-                format_usd(baseline_total),
-                _percent(baseline_total - total, baseline_total),
-            ),
-        )
-    )
-    models = [
-        (
-            row.key,
-            f"{row.requests:,}",
-            f"{row.input_tokens:,} / {row.output_tokens:,}",
-            format_usd(row.cost_nanos),
-            _percent(row.cost_nanos, by_model.total_cost_nanos),
-        )
-        for row in sorted(by_model.rows, key=lambda r: -r.cost_nanos)
-    ]
-    console.print(
-        _table(
-            "Spend per model (control plane ledger)",
-            ("model", "requests", "tokens in / out", "cost", "share"),
-            models,
-        )
-    )
-    actions = [
-        (action, f"{count:,}", _percent(count, tally.decisions))
-        for action, count in tally.actions.most_common()
-    ]
-    console.print(_table("Decisions by action", ("action", "decisions", "share"), actions))
-
-    client_side = sum(tally.cost_nanos.values())
-    check = "matches" if client_side == total else f"differs from ({format_usd(client_side)})"
-    console.print(
-        f"{tally.decisions:,} decisions, {tally.reports:,} reported ({tally.failures} simulated "
-        f"failures); the ledger total {format_usd(total)} {check} the client-side pricing."
-    )
-    for error, count in tally.errors.most_common(5):
-        console.print(f"[yellow]{count} route errors: {error}[/]")
-    baselines = sorted({baseline_model(snapshot, p.sensitivity).name for p in PROFILES})
-    console.print(
-        f"[bold green]Routing saved {_percent(baseline_total - total, baseline_total)}[/]: "
-        f"{format_usd(total)} instead of {format_usd(baseline_total)} had every call gone to "
-        f"the most capable model its data may use ({', '.join(baselines)})."
-    )
-
-
 def run(args: argparse.Namespace, console: Console) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="faregate-demo-"))
     processes = Processes(tmp)
@@ -344,12 +339,25 @@ def run(args: argparse.Namespace, console: Console) -> int:
             targets = start_sidecars(processes, tmp, cp_target, admin, applied.snapshot_version)
             console.print(f"sidecars ready: {', '.join(targets)}")
             routers = {service: RouterClient(target) for service, target in targets.items()}
-            tally = drive_traffic(routers, snapshot, args, console)
+            # Its own generator for call outcomes and jitter: the traffic's stays reproducible.
+            services = Services(routers, snapshot, random.Random(args.seed + 1))
+            approver = Approver(admin)
+            tally = drive_traffic(services, approver, args, console)
             for router in routers.values():
                 router.close()  # ships the last queued reports
             by_capability = wait_for_ledger(admin, tally.reports, console)
             by_model = admin.spend(0, "model")
-        print_summary(console, tally, by_capability, by_model, snapshot)
+        print_summary(
+            console,
+            tally,
+            by_capability,
+            by_model,
+            services.baselines.values(),
+            approver.approved,
+            approver.denied,
+        )
+        for error, count in approver.errors.most_common():
+            console.print(f"[yellow]{count} operator errors: {error}[/]")
         return 0
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; stopping the servers[/]")
@@ -369,7 +377,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=25.0, help="how long to drive traffic")
-    parser.add_argument("--rate", type=float, default=200.0, help="decisions per second")
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="requests per second (retries and bursts on top)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the traffic generator")
     sys.exit(run(parser.parse_args(), Console()))
 

@@ -2,8 +2,11 @@
 
 Each `Profile` draws realistic token counts for one kind of call (a shared system prompt
 is sometimes served from the provider's cache); latency is a number drawn per model
-tier, never waited for. Pure and seeded by the caller's RNG: must not import gRPC,
-the clients or the servers.
+tier, never waited for. Together the profiles make every rule in examples/faregate.yaml
+fire: a bursty batch backfill runs into the classification throttle, hard summaries
+pick large models and some hit the cost ceiling, high-risk forecasts need approval,
+confidential translation stays on local models. Pure and seeded by the caller's RNG:
+must not import gRPC, the clients or the servers.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from faregate.model import Complexity, Sensitivity
+from faregate.model import Complexity, Priority, RiskLevel, Sensitivity
 
 # Simulated model latency per tier: fixed overhead plus time per generated token (ms).
 LATENCY_MS = {"large": (450, 22.0), "small": (150, 8.0), "local": (90, 12.0)}
@@ -36,6 +39,12 @@ class Profile:
     # Output that grows with the prompt (translation) asks for a bigger cap; 0 uses the
     # capability's default.
     output_cap_per_input_token: float = 0.0
+    priority: Priority = Priority.INTERACTIVE
+    risk: RiskLevel = RiskLevel.LOW
+    # A job instead of steady traffic: every `every_s` seconds it sends between
+    # burst[0] and burst[1] requests at once, on top of the steady rate.
+    every_s: float = 0.0
+    burst: tuple[int, int] = (1, 1)
 
 
 def _cached(rng: random.Random, prompt: int, chance: float, low: float, high: float) -> int:
@@ -53,10 +62,21 @@ def _sentiment(rng: random.Random) -> Tokens:
     return prompt, _cached(rng, prompt, 0.5, 0.4, 0.7), rng.randint(2, 4)
 
 
-def _summarization(rng: random.Random) -> Tokens:
-    long_document = rng.random() < 0.2
-    prompt = rng.randint(8_000, 30_000) if long_document else rng.randint(2_000, 8_000)
+def _document(rng: random.Random) -> Tokens:
+    prompt = rng.randint(2_000, 8_000)
     return prompt, _cached(rng, prompt, 0.2, 0.1, 0.3), rng.randint(200, 600)
+
+
+def _long_document(rng: random.Random) -> Tokens:
+    # Past ~27k input tokens even the cheapest large model's worst case is over the
+    # summarization-cost ceiling, so those walk down the downgrade chain.
+    prompt = rng.randint(8_000, 40_000)
+    return prompt, _cached(rng, prompt, 0.2, 0.1, 0.3), rng.randint(300, 600)
+
+
+def _transcript(rng: random.Random) -> Tokens:
+    prompt = rng.randint(1_500, 5_000)
+    return prompt, _cached(rng, prompt, 0.5, 0.2, 0.4), rng.randint(100, 300)
 
 
 def _forecasting(rng: random.Random) -> Tokens:
@@ -65,16 +85,47 @@ def _forecasting(rng: random.Random) -> Tokens:
 
 
 def _translation(rng: random.Random) -> Tokens:
-    prompt = rng.randint(500, 4_000)
+    long_contract = rng.random() < 0.1  # its output cap meets the translation-output ceiling
+    prompt = rng.randint(5_500, 8_000) if long_contract else rng.randint(500, 4_000)
     return prompt, 0, int(prompt * rng.uniform(0.9, 1.15))
 
 
 PROFILES = (
     Profile("classification", "support-bot", "support", 0.38, _classification),
-    Profile("sentiment", "support-bot", "support", 0.32, _sentiment),
-    Profile("summarization", "risk-engine", "risk", 0.13, _summarization),
+    # A re-tagging backfill job: bursts of batch requests that drain the
+    # support-classification bucket down to the share reserved for interactive traffic.
     Profile(
-        "forecasting", "risk-engine", "planning", 0.07, _forecasting, complexity=Complexity.HIGH
+        "classification",
+        "support-bot",
+        "support",
+        0.0,
+        _classification,
+        priority=Priority.BATCH,
+        every_s=6.0,
+        burst=(80, 120),
+    ),
+    Profile("sentiment", "support-bot", "support", 0.30, _sentiment),
+    # Call transcripts summarised for ticket handover (support may not use claude-sonnet-4).
+    Profile(
+        "summarization", "support-bot", "support", 0.03, _transcript, complexity=Complexity.MEDIUM
+    ),
+    # The risk team's documents: mostly everyday ones, a fifth long and hard.
+    Profile("summarization", "risk-engine", "risk", 0.10, _document, complexity=Complexity.MEDIUM),
+    Profile(
+        "summarization", "risk-engine", "risk", 0.025, _long_document, complexity=Complexity.HIGH
+    ),
+    Profile(
+        "forecasting", "risk-engine", "planning", 0.05, _forecasting, complexity=Complexity.HIGH
+    ),
+    # Forecasts that feed credit decisions: high risk, so governance wants a human.
+    Profile(
+        "forecasting",
+        "risk-engine",
+        "planning",
+        0.02,
+        _forecasting,
+        complexity=Complexity.HIGH,
+        risk=RiskLevel.HIGH,
     ),
     Profile(
         "translation",
