@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from faregate.model import (
+    Budget,
     Capability,
     Locality,
     Model,
@@ -39,9 +40,22 @@ from faregate.model import (
     Tenant,
     content_version,
 )
+from faregate.periods import period_key
+from faregate.policy import (
+    BlockedPath,
+    Ceiling,
+    Governance,
+    Guardrails,
+    Match,
+    Throttle,
+    governance_to_json,
+    guardrails_to_json,
+)
 from sidecar.clock import SystemClock
+from sidecar.context import Runtime
 from sidecar.decider import Decider
 from sidecar.engine import Decision, RouteRequest, decide
+from sidecar.leases import Grant, LeaseBook
 from sidecar.usage import DecisionRegistry
 from tests.bench.report import Section, add_latency
 from tests.bench.stats import Latency
@@ -126,6 +140,45 @@ def synthetic_snapshot(seed: int = SEED) -> Snapshot:
     return dataclasses.replace(draft, version=content_version(draft))
 
 
+def with_policy(snapshot: Snapshot) -> Snapshot:
+    """The same catalog under every kind of rule the engine evaluates on the hot path:
+    cost and token ceilings, blocked paths, throttles (generous enough to pass), the
+    default governance matrix, and a strict budget per team enforced through leases."""
+    ceilings = tuple(
+        Ceiling(f"ceiling-{i}", Match(capability=c.name), max_cost_nanos=50_000_000)
+        for i, c in enumerate(snapshot.capabilities[:10])
+    )
+    blocked = (
+        BlockedPath("no-large-for-batch", Match(priority="batch"), tier="large"),
+        BlockedPath("legal-off-external", Match(team="legal"), provider="provider-0"),
+    )
+    throttles = tuple(
+        Throttle(f"throttle-{i}", Match(capability=c.name), requests_per_second=1e9, burst=1e9)
+        for i, c in enumerate(snapshot.capabilities[:10])
+    )
+    budgets = tuple(
+        Budget(f"{team}-monthly", 10**15, tenant="acme", team=team, soft_thresholds=(0.8,))
+        for team in ("support", "legal", "risk")
+    )
+    draft = dataclasses.replace(
+        snapshot,
+        budgets=budgets,
+        guardrails=guardrails_to_json(Guardrails(ceilings, blocked, throttles)),
+        governance=governance_to_json(Governance()),
+    )
+    return dataclasses.replace(draft, version=content_version(draft))
+
+
+def _granted_leases(snapshot: Snapshot, clock: SystemClock) -> LeaseBook:
+    book = LeaseBook("bench")
+    book.configure(snapshot.budgets)
+    for budget in snapshot.budgets:
+        key = period_key(budget.period, budget.time_zone, clock.now_ms())
+        grant = Grant(budget.name, f"lease-{budget.name}", 10**15, 3_600_000, period_key=key)
+        book.apply_grant(grant, clock.monotonic_ms(), clock.now_ms())
+    return book
+
+
 def request_mix(snapshot: Snapshot, count: int = 512, seed: int = SEED) -> list[RouteRequest]:
     rng = random.Random(seed + 1)
     sensitivities = list(SENSITIVITY_WEIGHTS)
@@ -185,6 +238,14 @@ def run(options: Options = Options()) -> Section:
     for i in range(1, total, 2):
         keyed[i] = dataclasses.replace(keyed[i], idempotency_key=f"key-{i}")
     decider = Decider(_FixedSnapshot(snapshot), DecisionRegistry(SystemClock()))
+    clock = SystemClock()
+    policed = with_policy(snapshot)
+    policed_decider = Decider(
+        _FixedSnapshot(policed),
+        DecisionRegistry(clock),
+        clock=clock,
+        runtime=Runtime.fresh(leases=_granted_leases(policed, clock)),
+    )
 
     def engine_call(i: int) -> Decision:
         return decide(snapshot, mix[i % len(mix)], ids[i % len(ids)])
@@ -192,15 +253,21 @@ def run(options: Options = Options()) -> Section:
     def decider_call(i: int) -> Decision:
         return decider.route(keyed[i])
 
+    def policed_call(i: int) -> Decision:
+        return policed_decider.route(keyed[i])
+
     warm: list[int] = []
     _time_calls(engine_call, 0, options.warmup, warm)
     _time_calls(decider_call, 0, options.warmup, warm)
+    _time_calls(policed_call, 0, options.warmup, warm)
     engine_ns: list[int] = []
     decider_ns: list[int] = []
+    policed_ns: list[int] = []
     for start in range(options.warmup, total, options.chunk):
         count = min(options.chunk, total - start)
         _time_calls(engine_call, start, count, engine_ns)
         _time_calls(decider_call, start, count, decider_ns)
+        _time_calls(policed_call, start, count, policed_ns)
 
     retry = dataclasses.replace(mix[0], idempotency_key="retry-me")
     decider.route(retry)
@@ -213,6 +280,10 @@ def run(options: Options = Options()) -> Section:
     overhead = _timer_overhead()
     engine_median = add_latency(section, "engine_decide", "engine.decide", engine)
     decider_median = add_latency(section, "decider_route", "Decider.route", via_decider)
+    policed = Latency.of_nanos(policed_ns)
+    policed_median = add_latency(
+        section, "decider_route_policy", "Decider.route, every rule kind + leases", policed
+    )
     add_latency(section, "decider_replay", "Decider.route, idempotent retry", replay)
     section.add(
         "decider_over_engine",
@@ -221,7 +292,17 @@ def run(options: Options = Options()) -> Section:
         "x",
     )
     section.add("timer_overhead.median_us", "timer overhead median", overhead.median_us, "µs")
-    for label, median in (("engine.decide", engine_median), ("Decider.route", decider_median)):
+    section.add(
+        "policy_over_plain",
+        "with policy / without, median",
+        policed.median_us / via_decider.median_us,
+        "x",
+    )
+    for label, median in (
+        ("engine.decide", engine_median),
+        ("Decider.route", decider_median),
+        ("Decider.route with policy", policed_median),
+    ):
         section.target(
             f"{label} median < {TARGET_MEDIAN_US:g} µs", median, median.value < TARGET_MEDIAN_US
         )
