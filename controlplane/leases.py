@@ -23,10 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from faregate.budget_rules import OFFLINE_LEASE_PREFIX, soft_threshold_nanos
 from faregate.model import Budget, UsageRecord
 from faregate.periods import period_key, period_window
 
-OFFLINE_PREFIX = "offline:"  # a charge spent under an offline allowance, not a lease
+OFFLINE_PREFIX = OFFLINE_LEASE_PREFIX  # a charge spent under an offline allowance
 DEFAULT_TTL_MS = 30_000
 DEFAULT_EXPIRY_MARGIN_MS = 10 * 60_000
 
@@ -164,9 +165,7 @@ def soft_threshold_crossed(budget: Budget, committed_nanos: int) -> bool:
     period, so counting grants would signal downgrades long before money is spent."""
     if not budget.soft_thresholds:
         return False
-    lowest = min(budget.soft_thresholds)
-    # Compared in integers against a threshold given to at most ~15 significant digits.
-    return committed_nanos * 10**6 >= round(lowest * 10**6) * budget.limit_nanos
+    return committed_nanos >= soft_threshold_nanos(budget)
 
 
 def with_period_keys(

@@ -200,7 +200,13 @@ def charge_and_close(
             key = located.get(c.lease_id, (c.budget, c.period_key))
             if key not in periods:
                 continue  # no period known for it: in the ledger, in no budget total
-            late = _charge(accounts.get(c.lease_id), periods[key], record.cost_nanos)
+            account = accounts.get(c.lease_id)
+            if account is not None and account.row.sidecar_id != sidecar_id:
+                # Spend through a lease another sidecar holds still counts in the
+                # budget, but must not move that lease's account.
+                log.warning("sidecar %s charged lease %s it does not hold", sidecar_id, c.lease_id)
+                account = None
+            late = _charge(account, periods[key], record.cost_nanos)
             late_records += late > 0
             late_nanos += late
     closed = sum(_close(accounts, periods, located, close, sidecar_id) for close in closes)

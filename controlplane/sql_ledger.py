@@ -156,7 +156,9 @@ class SqlLedger:
             # A decision already in the ledger (e.g. re-journaled under a new
             # incarnation) is skipped, and so are its charges: counted once.
             inserted = _insert_ledger(connection, batch, now_ms) if batch.records else set()
-            fresh = [r for r in batch.records if r.decision_id in inserted]
+            # One row per decision, so one charge too, even if a batch repeats a record.
+            first = {r.decision_id: r for r in reversed(batch.records)}
+            fresh = [r for r in first.values() if r.decision_id in inserted]
             charged = charge_and_close(connection, batch.sidecar_id, fresh, batch.closes, now_ms)
         return BatchResult(
             duplicate=False,

@@ -79,6 +79,10 @@ class _Stream:
         self.in_flight = ""  # pushed, not yet ACKed or NACKed
         self.nacked = set(nacked)
         self.outbox: asyncio.Queue[control_pb2.ControlMessage | None] = asyncio.Queue()
+        # incarnation -> the seq of a batch that failed to apply on this stream. Later
+        # batches of that incarnation are refused until it succeeds, so a lease close
+        # is never applied before the usage that precedes it in the journal.
+        self.failed_seq: dict[str, int] = {}
 
     def wants(self, version: str) -> bool:
         return version not in (self.running, self.in_flight) and version not in self.nacked
@@ -294,6 +298,11 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
     ) -> control_pb2.ControlMessage:
         incarnation = batch.incarnation or stream.incarnation
         ack = control_pb2.UsageAck(incarnation=incarnation, seq=batch.seq)
+        failed = stream.failed_seq.get(incarnation)
+        if failed is not None and batch.seq > failed:
+            self._metrics.usage_batches_failed.inc()
+            ack.ok, ack.error = False, f"batch {failed} must be applied first"
+            return control_pb2.ControlMessage(usage_ack=ack)
         now = self._clock.now_ms()
         try:
             records = tuple(usage_from_pb(record) for record in batch.records)
@@ -315,8 +324,11 @@ class SyncService(control_pb2_grpc.ControlPlaneServicer):
                 "usage batch %s/%d of %s failed", incarnation, batch.seq, stream.sidecar_id
             )
             self._metrics.usage_batches_failed.inc()
+            stream.failed_seq[incarnation] = min(batch.seq, failed or batch.seq)
             ack.ok, ack.error = False, f"{type(exc).__name__}: {exc}"
             return control_pb2.ControlMessage(usage_ack=ack)
+        if failed is not None and batch.seq == failed:
+            del stream.failed_seq[incarnation]
         ack.ok, ack.duplicate = True, result.duplicate
         if result.duplicate:
             self._metrics.usage_batches_duplicate.inc()

@@ -22,8 +22,8 @@ Pure: must not import gRPC or the wire types (`faregate.v1`), nor read a clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_CEILING, Decimal
 
+from faregate.budget_rules import soft_threshold_nanos
 from faregate.model import Budget
 from faregate.pricing import cost_nanos
 from sidecar.decision import Candidate
@@ -52,11 +52,7 @@ def covers(
     )
 
 
-def threshold_nanos(budget: Budget) -> int:
-    """Spend at which `budget` presses: its lowest soft threshold of the limit, or the limit."""
-    fraction = min(budget.soft_thresholds, default=1.0)
-    exact = Decimal(str(fraction)) * budget.limit_nanos
-    return int(exact.to_integral_value(rounding=ROUND_CEILING))
+threshold_nanos = soft_threshold_nanos  # shared with the control plane: same rounding
 
 
 def estimated_cost_nanos(candidate: Candidate, input_tokens: int) -> int:

@@ -25,8 +25,8 @@ could end a lease in use; the control plane expires lapsed leases itself.
 What to ask for (`requests`): at first need, when what is left falls below a
 quarter of the last top-up or twice the largest recent need, when the grant's
 refresh time comes, or when a call did not fit; the amount asked tops the lease up
-to about a minute of recent spend, at least a tenth of the limit and four times
-the largest recent need.
+to about a minute of recent spend and at least four times the largest recent
+need (the first ask: at least a tenth of the limit).
 
 Pure: plain Python over frozen values; time is passed in (`mono` for TTLs and
 demand, `now_ms` for periods). Must not import gRPC or the wire types.
@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from faregate.budget_rules import OFFLINE_LEASE_PREFIX
 from faregate.model import Budget, BudgetCharge, Snapshot
 from faregate.periods import period_key, period_window
 from sidecar.budget_scope import covers, threshold_nanos
@@ -47,7 +48,7 @@ from sidecar.pressure import Pressure
 
 log = logging.getLogger(__name__)
 
-OFFLINE_PREFIX = "offline:"
+OFFLINE_PREFIX = OFFLINE_LEASE_PREFIX
 ALLOWANCE = "allowance"
 # An unanswered request is asked again after this long (the stream may have dropped it).
 REQUEST_RETRY_MS = 2_000
@@ -410,7 +411,10 @@ class LeaseBook:
             lease = _Lease(grant.lease_id, budget.name, key, window, spent=spent)
             self._by_id[lease.lease_id] = lease
         topup = max(0, grant.granted_nanos - lease.granted)
-        lease.granted = max(lease.granted, grant.granted_nanos)
+        # The control plane's cumulative grant is the truth, even when it is lower:
+        # a lease it expired while this sidecar was cut off returned its remainder to
+        # the budget, and reopening it grants only from what was applied.
+        lease.granted = grant.granted_nanos
         lease.deadline = mono + grant.ttl_ms - skew_margin_ms(grant.ttl_ms)
         lease.refresh_at = mono + (grant.refresh_after_ms or grant.ttl_ms // 3)
         if topup:
@@ -458,8 +462,11 @@ class LeaseBook:
             )
             if not due:
                 continue
+            # A tenth of the limit only for the first ask: held for long, a fixed
+            # slice would strand that much budget in a sidecar that crashes.
+            first = lease is None or lease.granted == 0
             target = max(
-                budget.limit_nanos // INITIAL_FRACTION,
+                budget.limit_nanos // INITIAL_FRACTION if first else 0,
                 self.demand_per_s(budget.name, mono) * TARGET_HOLD_MS // 1_000,
                 NEED_MULTIPLE * account.largest_need,
             )

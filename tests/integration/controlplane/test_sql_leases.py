@@ -112,10 +112,13 @@ def test_usage_moves_money_from_outstanding_to_committed_once(store: SqlStore) -
     assert store.apply_usage_batch(batch, NOW).duplicate
     # The same decision again in another batch: skipped, and so is its charge.
     store.apply_usage_batch(UsageBatch("a", "inc-1", 2, batch.records), NOW)
+    # A batch that carries one decision twice charges it once.
+    twice = (charge("d2", lease.lease_id, 30_000),) * 2
+    store.apply_usage_batch(UsageBatch("a", "inc-1", 3, twice), NOW)
     after = totals(store)
-    assert (after.committed_nanos, after.outstanding_nanos) == (120_000, 380_000)
+    assert (after.committed_nanos, after.outstanding_nanos) == (150_000, 350_000)
     (listed,) = store.list_leases(include_closed=False)
-    assert listed.applied_nanos == 120_000
+    assert listed.applied_nanos == 150_000
 
 
 def test_a_close_returns_the_remainder_and_a_forfeit_keeps_it(store: SqlStore) -> None:

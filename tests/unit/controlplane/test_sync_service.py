@@ -167,3 +167,39 @@ def test_usage_batch_is_applied_once() -> None:
         await sidecar.hang_up()
 
     asyncio.run(scenario())
+
+
+class FlakyStore(MemoryStore):
+    """Fails the first attempt at one batch, as a busy database would."""
+
+    def __init__(self, failing_seq: int) -> None:
+        super().__init__()
+        self.failing_seq = failing_seq
+
+    def apply_usage_batch(self, batch: Any, now_ms: int) -> Any:
+        if batch.seq == self.failing_seq:
+            self.failing_seq = -1
+            raise RuntimeError("database is locked")
+        return super().apply_usage_batch(batch, now_ms)
+
+
+def test_batches_after_a_failed_one_wait_for_it() -> None:
+    async def scenario() -> None:
+        store, source = FlakyStore(failing_seq=1), SettableSource(None)
+        sidecar = Sidecar(make_service(store, source))
+        await sidecar.receive()
+        sidecar.send(usage=usage_batch(1))
+        sidecar.send(usage=usage_batch(2))
+        failed, held = await sidecar.receive(), await sidecar.receive()
+        assert not failed.usage_ack.ok and "locked" in failed.usage_ack.error
+        # Batch 2 (which might close a lease) is not applied before batch 1.
+        assert not held.usage_ack.ok and "batch 1" in held.usage_ack.error
+        assert list(store.ledger) == []
+        sidecar.send(usage=usage_batch(1))
+        sidecar.send(usage=usage_batch(2))
+        assert (await sidecar.receive()).usage_ack.ok
+        assert (await sidecar.receive()).usage_ack.ok
+        assert list(store.ledger) == ["d1", "d2"]
+        await sidecar.hang_up()
+
+    asyncio.run(scenario())
