@@ -7,7 +7,7 @@ values), `context` (what steps share, and the `Runtime` kept between requests),
 throttles), `throttle` (token buckets), `governance` and `approvals` (the approval
 book), `pressure`, `budgets`, `budget_scope` and `leases` (budget leases and
 pressure). Around it: `decider` (snapshot, ids, time, idempotency), `usage`,
-`outbox`, `journal` and `group_commit` (Report to durable usage batches),
+`journal` and `group_commit` (Report to durable usage batches),
 `snapshot_store` (current and last good snapshot), `control_link` (Sync
 client), `router_service` (Router gRPC), `metrics`, and `main`, the only place
 that wires them. Never imports `controlplane`.

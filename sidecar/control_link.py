@@ -42,8 +42,8 @@ from sidecar.convert import (
     snapshot_from_wire,
     usage_batch_to_pb,
 )
+from sidecar.journal import UsageJournal
 from sidecar.leases import LeaseBook
-from sidecar.outbox import UsageLog
 from sidecar.snapshot_store import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class ControlLink:
         target: str,
         identity: Identity,
         store: SnapshotStore,
-        outbox: UsageLog,
+        outbox: UsageJournal,
         observer: LinkObserver,
         clock: Clock,
         *,

@@ -44,8 +44,7 @@ from faregate.v1 import control_pb2, router_pb2, types_pb2
 from sidecar.approvals import ApprovalRequest, ApprovalState, ApprovalVerdict
 from sidecar.engine import Decision, RequestError, RouteRequest
 from sidecar.leases import Grant, LeaseAsk, LeaseClose
-from sidecar.outbox import UsageBatch
-from sidecar.usage import ReportResult, UsageReport
+from sidecar.usage import ReportResult, UsageBatch, UsageReport
 
 E = TypeVar("E", bound=Enum)
 

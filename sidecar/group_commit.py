@@ -4,7 +4,9 @@ A Report RPC appends its records and awaits `commit()`; it returns once an fsync
 that started after those appends has finished. At most one fsync runs at a time,
 on a worker thread, so Route keeps being answered meanwhile; every Report that
 arrives while one runs is covered by the next, which they all share. Each fsync's
-duration is handed to `observe` (the metrics histogram).
+duration is handed to `observe` (the metrics histogram). If a sync fails, every
+caller waiting on it gets its error (`journal.JournalUnavailable`): nothing they
+appended is durable yet, and the next `commit()` tries again.
 
 An adapter over `journal.UsageJournal.sync` (blocking I/O); no gRPC.
 """

@@ -10,7 +10,11 @@ their lease) and batch seals. Each entry is appended to a segment file in
 Records and closes are the wire messages (`sidecar.convert`), seals a small JSON.
 Appends are buffered; `sync` writes the buffer and fsyncs it, and callers await
 it before acknowledging a Report or sending a batch (one fsync covers every
-entry appended before it: group commit).
+entry appended before it: group commit). A buffer leaves memory only once all
+of it is written and fsynced; if a write or the fsync fails (a full disk), the
+segment is cut back to its last durable length, the entries stay buffered for
+the next `sync`, and `sync` raises `JournalUnavailable`, so nobody is told
+those entries are durable.
 
 Batches (`seal`) take the oldest unsealed entries, with this incarnation and the
 next seq, and the seal entry is journaled before the batch is sent. An ACK drops
@@ -22,8 +26,12 @@ are resent and the control plane ACKs them as duplicates.
 On start (`UsageJournal.open`) the segments are replayed: entries below the
 checkpoint are done; sealed batches not yet ACKed are resent with their
 original incarnation and seq; unsealed entries go into new batches of the new
-incarnation. A torn tail (a crash mid-write) fails the length or CRC check and
-is dropped with the rest of its segment; appends always go to a new segment.
+incarnation. Entries are only ever appended, so a record failing the length or
+CRC check is expected only as a torn tail (a crash mid-write, never fsynced
+nor acknowledged): it is dropped with a warning, and each process appends to a
+new segment. A bad record followed by valid ones is corruption: it is logged as
+an error naming the file, the offset and the entry numbers lost, skipped, and
+every valid entry after it is still read.
 Also kept: per lease, the spend the control plane has ACKed, so a restarted
 sidecar can state what its previous incarnation spent through each lease.
 
@@ -40,7 +48,7 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +61,7 @@ from sidecar.convert import (
     encode_usage_record,
 )
 from sidecar.leases import LeaseClose
-from sidecar.outbox import MAX_BATCH_RECORDS, UsageBatch
+from sidecar.usage import MAX_BATCH_RECORDS, UsageBatch
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +93,10 @@ class _Segment:
     last: int  # highest entry number written to it
 
 
+class JournalUnavailable(Exception):
+    """Entries could not be made durable; they stay buffered for the next `sync`."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplaySummary:
     resent_batches: int
@@ -92,6 +104,7 @@ class ReplaySummary:
     torn_bytes: int
     open_closes: frozenset[str] = frozenset()  # lease ids with a close still journaled
     spent_by_lease: Mapping[str, int] = field(default_factory=dict)
+    corrupt_bytes: int = 0  # skipped inside segments, valid entries after them kept
 
 
 def _encode(number: int, kind: int, payload: bytes) -> bytes:
@@ -99,19 +112,68 @@ def _encode(number: int, kind: int, payload: bytes) -> bytes:
     return struct.pack("<II", len(payload), zlib.crc32(body)) + body
 
 
-def _read_segment(path: Path) -> tuple[list[tuple[int, int, bytes]], int]:
-    """(entries as (number, kind, payload), bytes dropped as torn or corrupt)."""
+def _entry_at(data: bytes, offset: int, after: int) -> tuple[int, int, bytes, int] | None:
+    """(number, kind, payload, end) of a valid entry numbered above `after`, else None."""
+    length, crc, kind, number = _HEADER.unpack_from(data, offset)
+    end = offset + _HEADER.size + length
+    if end > len(data) or number <= after or kind not in (RECORD, CLOSE, SEAL):
+        return None
+    if zlib.crc32(data[offset + _CRC_OFFSET : end]) != crc:
+        return None
+    return number, kind, data[offset + _HEADER.size : end], end
+
+
+def _next_entry(data: bytes, start: int, after: int) -> int | None:
+    """Offset of the next valid entry at or after `start` (a scan, for corruption only)."""
+    for offset in range(start, len(data) - _HEADER.size + 1):
+        if _entry_at(data, offset, after) is not None:
+            return offset
+    return None
+
+
+@dataclass(slots=True)
+class _SegmentRead:
+    entries: list[tuple[int, int, bytes]]  # (number, kind, payload)
+    torn: int  # bytes of an invalid tail
+    corrupt: int  # bytes skipped before valid entries
+
+
+def _read_segment(path: Path) -> _SegmentRead:
     data = path.read_bytes()
-    entries = []
-    offset = 0
+    read = _SegmentRead([], 0, 0)
+    offset = last = 0
     while offset + _HEADER.size <= len(data):
-        length, crc, kind, number = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        if end > len(data) or zlib.crc32(data[offset + _CRC_OFFSET : end]) != crc:
-            break
-        entries.append((number, kind, data[offset + _HEADER.size : end]))
-        offset = end
-    return entries, len(data) - offset
+        found = _entry_at(data, offset, last)
+        if found is None:
+            resume = _next_entry(data, offset + 1, last)
+            if resume is None:
+                break  # nothing valid after it: a torn tail
+            number = _HEADER.unpack_from(data, resume)[3]
+            log.error(
+                "journal %s: corrupt entry at offset %d; skipped %d bytes to the valid entry "
+                "at offset %d (entries %d..%d lost)",
+                path,
+                offset,
+                resume - offset,
+                resume,
+                last + 1,
+                number - 1,
+            )
+            read.corrupt += resume - offset
+            offset = resume
+            continue
+        number, kind, payload, offset = found
+        read.entries.append((number, kind, payload))
+        last = number
+    read.torn = len(data) - offset
+    return read
+
+
+def _add_spend(spent: dict[str, int], records: Iterable[UsageRecord]) -> None:
+    """Add each record's cost to every lease it was charged through."""
+    for record in records:
+        for charge in record.charges:
+            spent[charge.lease_id] = spent.get(charge.lease_id, 0) + record.cost_nanos
 
 
 class UsageJournal:
@@ -138,7 +200,8 @@ class UsageJournal:
         self._buffer = bytearray()
         self._lock = threading.Lock()
         self._fd = -1
-        self._written = 0  # bytes in the current segment
+        self._written = 0  # durable bytes in the current segment
+        self._cut_pending = False  # a failed write left bytes past `_written`
         self._appended = 0  # entries appended, ever (for group commit)
         self._buffered_last = 0  # number of the last entry in the buffer
         self._durable = 0  # entries known to be on disk
@@ -163,17 +226,18 @@ class UsageJournal:
         self._acked_spend = {str(k): int(v) for k, v in checkpoint.get("acked_spend", {}).items()}
         entries: OrderedDict[int, _Entry] = OrderedDict()
         seals: list[dict[str, object]] = []
-        torn = 0
+        torn = corrupt = 0
         highest = 0
         for path in sorted(self._dir.glob("seg-*.log")):
-            raw, dropped = _read_segment(path)
-            if dropped:
-                log.warning("journal %s: dropped %d bytes of a torn or corrupt tail", path, dropped)
-                torn += dropped
-            last = max((n for n, _, _ in raw), default=0)
+            read = _read_segment(path)
+            if read.torn:
+                log.warning("journal %s: dropped %d bytes of a torn tail", path, read.torn)
+                torn += read.torn
+            corrupt += read.corrupt
+            last = max((n for n, _, _ in read.entries), default=0)
             highest = max(highest, last)
             self._segments.append(_Segment(path, last))
-            for number, kind, payload in raw:
+            for number, kind, payload in read.entries:
                 if number < self._low_water:
                     continue
                 if kind == RECORD:
@@ -191,24 +255,15 @@ class UsageJournal:
         self._queued.extend(entries.values())
         self._next = max(highest + 1, self._low_water, 1)
         spent: dict[str, int] = dict(self._acked_spend)
-        closes: set[str] = set()
-        everything = [e for p in self._pending.values() for e in self._entries_of(p.batch)]
-        for entry in everything + list(self._queued):
-            if entry.record is not None:
-                for charge in entry.record.charges:
-                    spent[charge.lease_id] = spent.get(charge.lease_id, 0) + entry.record.cost_nanos
-            if entry.close is not None:
-                closes.add(entry.close.lease_id)
+        batches = [p.batch for p in self._pending.values()]
+        _add_spend(spent, [r for b in batches for r in b.records])
+        _add_spend(spent, [e.record for e in self._queued if e.record is not None])
+        closes = {c.lease_id for b in batches for c in b.lease_closes}
+        closes |= {e.close.lease_id for e in self._queued if e.close is not None}
         self.summary = ReplaySummary(
-            len(self._pending), len(self._queued), torn, frozenset(closes), spent
+            len(self._pending), len(self._queued), torn, frozenset(closes), spent, corrupt
         )
         self._start_segment()
-
-    @staticmethod
-    def _entries_of(batch: UsageBatch) -> list[_Entry]:
-        return [_Entry(0, RECORD, record=r) for r in batch.records] + [
-            _Entry(0, CLOSE, close=c) for c in batch.lease_closes
-        ]
 
     def _read_checkpoint(self) -> dict[str, Any]:
         try:
@@ -218,10 +273,11 @@ class UsageJournal:
         return value if isinstance(value, dict) else {}
 
     def _start_segment(self) -> None:
+        path = self._dir / f"seg-{self._next:020d}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if self._fd >= 0:
             os.close(self._fd)
-        path = self._dir / f"seg-{self._next:020d}.log"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = fd
         self._segments.append(_Segment(path, self._next - 1))
         self._written = 0
 
@@ -260,18 +316,58 @@ class UsageJournal:
         return self._durable < self._appended
 
     def sync(self) -> None:
-        """Write and fsync everything appended so far. Thread-safe; blocking."""
-        with self._lock:
-            data, self._buffer = bytes(self._buffer), bytearray()
+        """Write and fsync everything appended so far. Thread-safe; blocking.
+
+        Raises `JournalUnavailable` if that fails: nothing appended since the last
+        successful sync is durable, and it all stays buffered for the next one."""
+        with self._lock:  # appends wait, so the buffer is exactly what gets written
             target = self._appended
-            if data:
-                os.write(self._fd, data)
-                os.fsync(self._fd)
-                self._written += len(data)
+            if self._buffer:
+                try:
+                    self._write_out(self._buffer)
+                except OSError as exc:
+                    raise JournalUnavailable(
+                        f"usage journal {self._segments[-1].path} could not be written "
+                        f"({exc}); {target - self._durable} entries are not durable yet "
+                        "and will be retried"
+                    ) from exc
+                self._buffer.clear()
                 self._segments[-1].last = self._buffered_last
             self._durable = max(self._durable, target)
             if self._written >= self._segment_bytes:
-                self._start_segment()
+                try:
+                    self._start_segment()
+                except OSError as exc:  # keep appending to the current one; try again later
+                    log.error("usage journal: cannot start a new segment: %s", exc)
+
+    def _write_out(self, data: bytearray) -> None:
+        """Write all of `data` and fsync it, or leave the segment at its durable length."""
+        if self._cut_pending:
+            self._cut_back()
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(view):
+                written = os.write(self._fd, view[done:])
+                if written <= 0:
+                    raise OSError(f"write returned {written} with {len(view) - done} bytes left")
+                done += written
+            os.fsync(self._fd)
+        except OSError:
+            self._cut_pending = True
+            try:
+                self._cut_back()
+            except OSError as cut:
+                log.error("usage journal: cannot cut back a failed write: %s", cut)
+            raise
+        finally:
+            view.release()
+        self._written += len(data)
+
+    def _cut_back(self) -> None:
+        """Drop bytes of a failed write, so the next write follows the last durable entry."""
+        os.ftruncate(self._fd, self._written)
+        self._cut_pending = False
 
     def durable_through(self) -> tuple[int, int]:
         """(entries appended, entries on disk): group commit waits for the first to be reached."""
@@ -317,10 +413,7 @@ class UsageJournal:
         if done is None:
             return None
         batch = done.batch
-        for record in batch.records:
-            for charge in record.charges:
-                lease = charge.lease_id
-                self._acked_spend[lease] = self._acked_spend.get(lease, 0) + record.cost_nanos
+        _add_spend(self._acked_spend, batch.records)
         for close in batch.lease_closes:
             self._acked_spend.pop(close.lease_id, None)
         self._advance()
@@ -366,8 +459,10 @@ class UsageJournal:
         return not self._queued and not self._pending
 
     def close(self) -> None:
-        self.sync()
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+        try:
+            self.sync()
+        finally:
+            with self._lock:
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1

@@ -2,10 +2,13 @@
 
 A thin edge: convert the request, call the `Decider` or the `UsageRecorder`,
 convert the answer, count it. Report answers only once the usage it settled is
-durable in the journal (`durable`, the group commit). Invalid input is
-INVALID_ARGUMENT naming the field; Route before any snapshot is known is
-UNAVAILABLE. Decisions themselves are made in `engine`; nothing here decides
-anything.
+durable in the journal (`durable`, the group commit); if the journal cannot be
+written, Report is UNAVAILABLE: what it settled stays buffered (not durable, not
+acknowledged) and a retry answers once it is on disk, as a duplicate carrying the
+first cost, so nothing is counted twice. Invalid input (including token counts
+past `usage.MAX_TOKENS`) is INVALID_ARGUMENT naming the field, before anything is
+settled; Route before any snapshot is known is UNAVAILABLE. Decisions themselves
+are made in `engine`; nothing here decides anything.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sidecar.convert import (
 )
 from sidecar.decider import Decider, NoSnapshotError
 from sidecar.engine import RequestError
+from sidecar.journal import JournalUnavailable
 from sidecar.metrics import SidecarMetrics
 from sidecar.usage import UsageRecorder
 
@@ -74,7 +78,14 @@ class RouterService(router_pb2_grpc.RouterServicer):
         except RequestError as exc:
             await _invalid(context, exc)
         if self._durable is not None:
-            await self._durable()
+            try:
+                await self._durable()
+            except JournalUnavailable as exc:
+                log.error("Report not acknowledged: %s", exc)
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"usage could not be made durable, retry the Report: {exc}",
+                )
         for result in results:
             self._metrics.reported(result)
             if not result.accepted:

@@ -9,6 +9,9 @@ full), appends a `UsageRecord` with one `BudgetCharge` per covering budget to th
 journal, then any lease close the settlement made ready, and tells the optional
 `settled` listener. Each decision is counted once: a second report of it is
 answered as a duplicate with the cost of the first, and counts nothing.
+The whole `UsageRecord` is built, and checked to fit the ledger (int64 nanos),
+and handed to the journal before the lease book is touched, so a report that
+cannot be recorded changes nothing.
 
 A decision holding a reservation that is not reported within the report deadline
 (default 10 minutes, monotonic) is settled at its reserved amount with outcome
@@ -18,7 +21,14 @@ registry, which settles it at once, so no reservation is ever stranded.
 The caller makes the journal durable before answering the service.
 
 Reports are validated as a batch first (`RequestError` naming the field, nothing
-counted); unknown decision ids are then rejected one by one.
+counted): token counts are at most `MAX_TOKENS` each (far beyond any real call,
+and low enough that no sane price overflows), latency and business value are
+non-negative int64. Each report is then priced before any is settled; a cost
+above `MAX_NANOS` refuses the whole batch too. Unknown decision ids are then
+rejected one by one.
+
+`UsageBatch` (what the journal seals and the control link ships) lives here so
+that the journal and the wire mapping share it without importing each other.
 Must not import gRPC or the wire types.
 """
 
@@ -43,6 +53,11 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 100_000
 DEFAULT_TTL_MS = 24 * 60 * 60 * 1000
 DEFAULT_REPORT_DEADLINE_MS = 10 * 60 * 1000
+# The most tokens of one kind (input, cached input, output) one report may claim.
+MAX_TOKENS = 10_000_000_000
+# Ledger amounts and the wire's counters are int64.
+MAX_NANOS = 2**63 - 1
+MAX_BATCH_RECORDS = 500
 LATE_REPORT = "reported after the report deadline: already settled at its reserved amount"
 
 
@@ -210,6 +225,16 @@ class ReportResult:
     duplicate: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class UsageBatch:
+    """Settled usage on its way to the control plane, applied once per (incarnation, seq)."""
+
+    incarnation: str
+    seq: int
+    records: tuple[UsageRecord, ...]
+    lease_closes: tuple[LeaseClose, ...] = ()
+
+
 class UsageSink(Protocol):
     def append(self, record: UsageRecord) -> None: ...
 
@@ -222,14 +247,37 @@ def validate_reports(reports: Sequence[UsageReport]) -> None:
         where = f"reports[{index}]"
         if not report.decision_id:
             raise RequestError(f"{where}.decision_id", "is required")
-        for name in ("input_tokens", "cached_input_tokens", "output_tokens", "latency_ms"):
-            if getattr(report, name) < 0:
+        for name in ("input_tokens", "cached_input_tokens", "output_tokens"):
+            value = getattr(report, name)
+            if value < 0:
                 raise RequestError(f"{where}.{name}", "must not be negative")
+            if value > MAX_TOKENS:
+                raise RequestError(f"{where}.{name}", f"must be at most {MAX_TOKENS:_} tokens")
+        for name in ("latency_ms", "business_value_nanos"):
+            value = getattr(report, name)
+            if value < 0:
+                raise RequestError(f"{where}.{name}", "must not be negative")
+            if value > MAX_NANOS:
+                raise RequestError(f"{where}.{name}", f"must be at most {MAX_NANOS} (int64)")
         if report.cached_input_tokens > report.input_tokens:
             raise RequestError(
                 f"{where}.cached_input_tokens",
                 "must not exceed input_tokens (input_tokens counts the whole prompt)",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    decision: DecisionRecord
+    usage: UsageRecord
+
+
+def _charges(reservation: tuple[Hold, ...]) -> tuple[BudgetCharge, ...]:
+    """The lease each covering budget is charged through, with the amount it held
+    (known from the reservation alone, before the lease book settles it)."""
+    return tuple(
+        BudgetCharge(h.budget, h.lease_id, h.period_key, h.amount_nanos) for h in reservation
+    )
 
 
 class UsageRecorder:
@@ -255,7 +303,10 @@ class UsageRecorder:
 
     def report(self, reports: Sequence[UsageReport]) -> list[ReportResult]:
         validate_reports(reports)
-        return [self._settle(report) for report in reports]
+        # Price every report before settling any: one that cannot be recorded refuses
+        # the whole batch, with nothing counted.
+        plans = [self._plan(index, report) for index, report in enumerate(reports)]
+        return [self._apply(plan) for plan in plans]
 
     def settle_overdue(self) -> int:
         """Settle every reservation past its report deadline as unreported; how many."""
@@ -297,32 +348,33 @@ class UsageRecorder:
             labels=decision.labels,
             trace_id=decision.trace_id,
             budgets=tuple(h.budget for h in decision.reservation),
-            charges=self._charge(decision.reservation, cost),
+            charges=_charges(decision.reservation),
         )
         log.info("decision %s never reported: settled at its reservation", decision.decision_id)
-        self._record(usage)
-        self._registry.mark_reported(decision.decision_id, cost, late=True)
+        self._commit(decision, usage, late=True)
 
-    def _charge(self, reservation: tuple[Hold, ...], cost: int) -> tuple[BudgetCharge, ...]:
-        if not reservation:
-            return ()
-        if self._leases is None:
-            return tuple(
-                BudgetCharge(h.budget, h.lease_id, h.period_key, h.amount_nanos)
-                for h in reservation
-            )
-        return self._leases.settle(reservation, cost, self._clock.monotonic_ms())
-
-    def _record(self, usage: UsageRecord) -> None:
+    def _commit(self, decision: DecisionRecord, usage: UsageRecord, *, late: bool = False) -> None:
+        """Journal a complete record, then settle its reservation: if the journal refuses
+        it (it cannot be encoded), the lease book and the registry are untouched."""
         self._sink.append(usage)
         if self._leases is not None:
+            if decision.reservation:
+                self._leases.settle(
+                    decision.reservation, usage.cost_nanos, self._clock.monotonic_ms()
+                )
             # A close waits for the last reservation on its lease: this one may be it.
-            for close in self._leases.take_closes():
-                self._sink.append_close(close)
+            closes = self._leases.take_closes()
+        else:
+            closes = []
+        self._registry.mark_reported(decision.decision_id, usage.cost_nanos, late=late)
+        for close in closes:
+            self._sink.append_close(close)
         if self._settled is not None:
             self._settled(usage)
 
-    def _settle(self, report: UsageReport) -> ReportResult:
+    def _plan(self, index: int, report: UsageReport) -> ReportResult | _Planned:
+        """The record a report would settle, or the answer when it settles nothing.
+        Changes nothing; a record that could not be stored raises `RequestError`."""
         decision = self._registry.lookup(report.decision_id)
         if decision is None:
             return ReportResult(
@@ -345,6 +397,12 @@ class UsageRecorder:
         cost = cost_nanos(
             price, report.input_tokens, report.cached_input_tokens, report.output_tokens
         )
+        if cost > MAX_NANOS:
+            raise RequestError(
+                f"reports[{index}]",
+                f"its tokens cost {cost} nanos on {model}, more than a usage record can hold "
+                f"({MAX_NANOS})",
+            )
         usage = UsageRecord(
             decision_id=decision.decision_id,
             service=self._service,
@@ -371,11 +429,19 @@ class UsageRecorder:
             labels=MappingProxyType({**decision.labels, **report.labels}),
             trace_id=decision.trace_id,
             budgets=tuple(h.budget for h in decision.reservation),
-            charges=self._charge(decision.reservation, cost),
+            charges=_charges(decision.reservation),
         )
-        self._record(usage)
-        self._registry.mark_reported(report.decision_id, cost)
-        return ReportResult(report.decision_id, accepted=True, cost_nanos=cost)
+        return _Planned(decision, usage)
+
+    def _apply(self, plan: ReportResult | _Planned) -> ReportResult:
+        if isinstance(plan, ReportResult):
+            return plan
+        decision_id = plan.decision.decision_id
+        earlier = self._registry.reported_cost(decision_id)
+        if earlier is not None:  # the same decision twice in one batch
+            return ReportResult(decision_id, accepted=True, cost_nanos=earlier, duplicate=True)
+        self._commit(plan.decision, plan.usage)
+        return ReportResult(decision_id, accepted=True, cost_nanos=plan.usage.cost_nanos)
 
     def _priced_model(
         self, decision: DecisionRecord, report: UsageReport

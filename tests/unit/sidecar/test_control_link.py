@@ -23,7 +23,7 @@ from sidecar.approvals import ApprovalBook, ApprovalRequest, ApprovalState
 from sidecar.backoff import Backoff
 from sidecar.control_link import ControlLink, Identity
 from sidecar.convert import SnapshotFileCodec
-from sidecar.outbox import UsageOutbox
+from sidecar.journal import UsageJournal
 from sidecar.snapshot_store import SnapshotStore
 from tests.unit.sidecar.catalog import FakeClock, make_snapshot, record
 
@@ -102,7 +102,7 @@ class Observer:
 class Harness:
     link: ControlLink
     store: SnapshotStore
-    outbox: UsageOutbox
+    outbox: UsageJournal
     observer: Observer
     calls: asyncio.Queue[FakeCall]
     approvals: ApprovalBook
@@ -121,7 +121,7 @@ def run_with_link(tmp_path: Path, scenario: Callable[[Harness], Awaitable[None]]
     async def main() -> None:
         calls: asyncio.Queue[FakeCall] = asyncio.Queue()
         store = SnapshotStore(tmp_path, SnapshotFileCodec())
-        outbox = UsageOutbox("inc-1")
+        outbox = UsageJournal.open(tmp_path, "inc-1")
         observer = Observer()
         approvals = ApprovalBook()
         link = ControlLink(
@@ -143,6 +143,7 @@ def run_with_link(tmp_path: Path, scenario: Callable[[Harness], Awaitable[None]]
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
+            outbox.close()
 
     asyncio.run(main())
 

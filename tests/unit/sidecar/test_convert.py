@@ -19,8 +19,7 @@ from sidecar.convert import (
     usage_reports_from_pb,
 )
 from sidecar.engine import Decision, RequestError, RuleFired
-from sidecar.outbox import UsageBatch
-from sidecar.usage import ReportResult
+from sidecar.usage import MAX_TOKENS, ReportResult, UsageBatch, validate_reports
 from tests.unit.sidecar.catalog import make_snapshot, record
 
 
@@ -92,6 +91,29 @@ def test_report_with_out_of_range_outcome_names_the_report() -> None:
     with pytest.raises(RequestError) as caught:
         usage_reports_from_pb(message)
     assert caught.value.field == "reports[1].outcome"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"output_tokens": 2**62}, "reports[1].output_tokens"),
+        ({"input_tokens": MAX_TOKENS + 1}, "reports[1].input_tokens"),
+        ({"business_value_nanos": -1}, "reports[1].business_value_nanos"),
+    ],
+)
+def test_wire_reports_out_of_range_are_refused_naming_the_field(
+    fields: dict[str, int], field: str
+) -> None:
+    message = router_pb2.ReportRequest(
+        reports=[
+            router_pb2.UsageReport(decision_id="a", output_tokens=MAX_TOKENS),
+            router_pb2.UsageReport(decision_id="b", **fields),
+        ]
+    )
+    reports = usage_reports_from_pb(message)
+    with pytest.raises(RequestError) as caught:
+        validate_reports(reports)
+    assert caught.value.field == field
 
 
 def test_usage_reports_from_pb() -> None:

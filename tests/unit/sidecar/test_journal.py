@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import logging
+import os
 from pathlib import Path
 
+import pytest
+
 from faregate.model import BudgetCharge
-from sidecar.journal import JOURNAL_DIR, UsageJournal
+from sidecar import journal as journal_module
+from sidecar.convert import decode_usage_record
+from sidecar.journal import JOURNAL_DIR, JournalUnavailable, UsageJournal
 from sidecar.lease_file import LeaseFile, forfeits
 from sidecar.leases import LeaseClose, LeaseView
 from tests.unit.sidecar.catalog import record
@@ -123,3 +130,172 @@ def test_a_restart_forfeits_the_leases_the_previous_process_left_open(tmp_path: 
         10,
         True,
     )
+
+
+def replayed_ids(state: Path) -> list[str]:
+    """Decision ids of the records on disk, in order (read only: no new segment, no seals)."""
+    return [
+        decode_usage_record(payload).decision_id
+        for segment in segments(state)
+        for _, kind, payload in journal_module._read_segment(segment).entries
+        if kind == journal_module.RECORD
+    ]
+
+
+# -- batches (formerly the in-memory outbox's tests) ---------------------------------
+
+
+def test_nothing_queued_seals_nothing(tmp_path: Path) -> None:
+    journal = UsageJournal.open(tmp_path, "inc-1")
+    assert journal.seal() is None
+    assert journal.is_empty
+    journal.close()
+
+
+@pytest.mark.parametrize(
+    ("records", "sizes"),
+    [(1, [1]), (500, [500]), (501, [500, 1]), (1_200, [500, 500, 200])],
+)
+def test_batches_hold_at_most_500_records_numbered_from_1(
+    tmp_path: Path, records: int, sizes: list[int]
+) -> None:
+    journal = UsageJournal.open(tmp_path, "inc-1")
+    for n in range(records):
+        journal.append(record(n))
+    batches = journal.seal_all()
+    assert [len(b.records) for b in batches] == sizes
+    assert [b.seq for b in batches] == list(range(1, len(sizes) + 1))
+    assert {b.incarnation for b in batches} == {"inc-1"}
+    assert [r.decision_id for b in batches for r in b.records] == [f"d-{n}" for n in range(records)]
+    journal.close()
+
+
+def test_unacked_batches_stay_pending_and_acks_may_come_in_any_order(tmp_path: Path) -> None:
+    journal = UsageJournal.open(tmp_path, "inc-1", max_batch_records=2)
+    for n in range(5):
+        journal.append(record(n))
+    sent = journal.seal_all()
+    assert [b.seq for b in sent] == [1, 2, 3]
+    assert journal.ack("inc-1", 2) == sent[1]
+    # After a reconnect the link resends whatever is pending: the same batches, same seq.
+    assert journal.pending() == (sent[0], sent[2])
+    assert journal.pending_records == 3 and not journal.is_empty
+    assert journal.ack("inc-2", 1) is None  # no such batch: harmless
+    journal.ack("inc-1", 1)
+    journal.ack("inc-1", 3)
+    assert journal.pending() == () and journal.is_empty
+    journal.append(record(9))  # seq keeps counting after acks
+    (later,) = journal.seal_all()
+    assert later.seq == 4 and journal.queued_records == 0
+    journal.close()
+
+
+def test_a_batch_of_the_previous_incarnation_is_acked_under_its_own_name(tmp_path: Path) -> None:
+    journal = UsageJournal.open(tmp_path, "inc-1")
+    journal.append(record(1))
+    (batch,) = journal.seal_all()
+    journal.sync()
+    journal.close()
+    again = UsageJournal.open(tmp_path, "inc-2")
+    assert again.ack("inc-2", batch.seq) is None  # same seq, other incarnation: not it
+    assert again.ack("inc-1", batch.seq) == batch
+    again.close()
+
+
+def test_full_batch_wakes_the_shipper(tmp_path: Path) -> None:
+    calls: list[int] = []
+    journal = UsageJournal.open(tmp_path, "inc-1", max_batch_records=3)
+    journal.on_full(lambda: calls.append(journal.queued_records))
+    journal.append(record(1))
+    journal.append(record(2))
+    assert calls == []
+    journal.append(record(3))
+    assert calls == [3]
+    journal.close()
+
+
+# -- writes that fail ----------------------------------------------------------------
+
+
+def test_short_writes_are_continued_until_everything_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+
+    def short_write(fd: int, data: bytes) -> int:
+        return real_write(fd, bytes(data[:7]))  # e.g. a signal or a nearly full disk
+
+    journal = UsageJournal.open(tmp_path, "inc-1")
+    journal.append(charged(1))
+    journal.append(charged(2))
+    monkeypatch.setattr(journal_module.os, "write", short_write)
+    journal.sync()
+    monkeypatch.undo()
+    assert journal.durable_through() == (2, 2)
+    assert replayed_ids(tmp_path) == ["d-1", "d-2"]
+
+
+@pytest.mark.parametrize("failing", ["write", "fsync"])
+def test_a_failed_write_keeps_the_entries_for_the_next_sync_and_cuts_the_segment_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    journal = UsageJournal.open(tmp_path, "inc-1")
+    journal.append(charged(1))
+    journal.sync()
+    (segment,) = [s for s in segments(tmp_path) if s.stat().st_size]
+    durable_size = segment.stat().st_size
+    journal.append(charged(2))
+    journal.append(charged(3))
+
+    real_write = os.write
+
+    def disk_full(fd: int, data: bytes) -> int:
+        if len(data) > 10:
+            return real_write(fd, bytes(data[:10]))  # part of it lands, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fsync_fails(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    if failing == "write":
+        monkeypatch.setattr(journal_module.os, "write", disk_full)
+    else:
+        monkeypatch.setattr(journal_module.os, "fsync", fsync_fails)
+    with pytest.raises(JournalUnavailable, match="2 entries are not durable"):
+        journal.sync()
+    # Not durable, nothing acknowledged, and no half-written entry left in the segment.
+    assert journal.durable_through() == (3, 1) and journal.needs_sync
+    assert segment.stat().st_size == durable_size
+    assert replayed_ids(tmp_path) == ["d-1"]
+
+    monkeypatch.undo()  # space again
+    journal.sync()
+    assert journal.durable_through() == (3, 3)
+    assert replayed_ids(tmp_path) == ["d-1", "d-2", "d-3"]  # each exactly once
+    journal.close()
+
+
+def test_a_corrupt_entry_mid_segment_is_reported_and_the_entries_after_it_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    journal = UsageJournal.open(tmp_path, "inc-1")
+    journal.append(charged(1))
+    journal.sync()
+    (segment,) = [s for s in segments(tmp_path) if s.stat().st_size]
+    second_at = segment.stat().st_size
+    journal.append(charged(2))
+    journal.append(charged(3))
+    journal.sync()
+    journal.close()
+    data = bytearray(segment.read_bytes())
+    data[second_at + 30] ^= 0xFF  # inside the second entry, already fsynced
+    segment.write_bytes(bytes(data))
+
+    with caplog.at_level(logging.ERROR, logger="sidecar.journal"):
+        replayed = UsageJournal.open(tmp_path, "inc-2")
+    assert [r.decision_id for b in replayed.seal_all() for r in b.records] == ["d-1", "d-3"]
+    assert replayed.summary.corrupt_bytes > 0 and replayed.summary.torn_bytes == 0
+    (message,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert str(segment) in message and f"offset {second_at}" in message
+    assert "entries 2..2 lost" in message
+    replayed.close()
