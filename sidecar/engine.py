@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from faregate.model import Capability, Snapshot
+from faregate.pricing import MAX_TOKENS
 from sidecar.budgets import enforce_budgets
 from sidecar.candidates import filter_candidates
 from sidecar.compiled import CompiledPolicy, PolicyCache
@@ -95,10 +96,12 @@ def validate(snapshot: Snapshot, request: RouteRequest) -> Capability:
         raise RequestError(
             "capability", f"unknown capability {request.capability!r} (known: {known})"
         )
-    if request.input_tokens < 0:
-        raise RequestError("input_tokens", "must not be negative")
-    if request.max_output_tokens < 0:
-        raise RequestError("max_output_tokens", "must not be negative")
+    for field in ("input_tokens", "max_output_tokens"):
+        value = getattr(request, field)
+        if value < 0:
+            raise RequestError(field, "must not be negative")
+        if value > MAX_TOKENS:
+            raise RequestError(field, f"must be at most {MAX_TOKENS:,}")
     score = request.complexity_score
     # NaN compares false to everything, so it must be rejected explicitly.
     if score is not None and not (math.isfinite(score) and 0.0 <= score <= 1.0):

@@ -6,7 +6,7 @@ durable in the journal (`durable`, the group commit); if the journal cannot be
 written, Report is UNAVAILABLE: what it settled stays buffered (not durable, not
 acknowledged) and a retry answers once it is on disk, as a duplicate carrying the
 first cost, so nothing is counted twice. Invalid input (including token counts
-past `usage.MAX_TOKENS`) is INVALID_ARGUMENT naming the field, before anything is
+past `faregate.pricing.MAX_TOKENS`) is INVALID_ARGUMENT naming the field, before anything is
 settled; Route before any snapshot is known is UNAVAILABLE. Decisions themselves
 are made in `engine`; nothing here decides anything.
 """

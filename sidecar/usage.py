@@ -42,7 +42,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from faregate.model import Action, BudgetCharge, Outcome, Price, Snapshot, UsageRecord
-from faregate.pricing import cost_nanos
+from faregate.pricing import MAX_TOKENS, cost_nanos
 from sidecar.clock import Clock
 from sidecar.engine import Decision, RequestError, RouteRequest, no_labels
 from sidecar.leases import Hold, LeaseBook, LeaseClose
@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPACITY = 100_000
 DEFAULT_TTL_MS = 24 * 60 * 60 * 1000
 DEFAULT_REPORT_DEADLINE_MS = 10 * 60 * 1000
-# The most tokens of one kind (input, cached input, output) one report may claim.
-MAX_TOKENS = 10_000_000_000
 # Ledger amounts and the wire's counters are int64.
 MAX_NANOS = 2**63 - 1
 MAX_BATCH_RECORDS = 500

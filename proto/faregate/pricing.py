@@ -14,6 +14,9 @@ from faregate.model import Model, Price
 
 NANOS_PER_USD = 1_000_000_000
 TOKENS_PER_MTOK = 1_000_000
+# The most tokens one field of one call may claim: far beyond any real call, and
+# small enough that its cost at any sane price fits in a signed 64-bit integer.
+MAX_TOKENS = 10_000_000_000
 
 
 class MoneyError(ValueError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from faregate.model import Action, Capability, Sensitivity
-from faregate.pricing import worst_case_cost_nanos
+from faregate.pricing import MAX_TOKENS, worst_case_cost_nanos
 from sidecar.engine import Decision, RequestError, RouteRequest, decide
 from tests.unit.sidecar.catalog import (
     CHAT,
@@ -219,3 +219,13 @@ def test_unknown_capability_lists_the_known_ones() -> None:
 @pytest.mark.parametrize("score", [0.0, 0.5, 1.0])
 def test_complexity_score_bounds_are_inclusive(score: float) -> None:
     assert route(RouteRequest("chat", complexity_score=score)).action is Action.ALLOW
+
+
+def test_token_counts_beyond_the_cap_are_refused_naming_the_field() -> None:
+    snapshot = make_snapshot()
+    capability = snapshot.capabilities[0].name
+    for field in ("input_tokens", "max_output_tokens"):
+        request = RouteRequest(capability, **{field: MAX_TOKENS + 1})  # type: ignore[arg-type]
+        with pytest.raises(RequestError) as error:
+            decide(snapshot, request, "d-1")
+        assert error.value.field == field
