@@ -14,7 +14,7 @@ from types import MappingProxyType
 from controlplane.approvals import Approval, ApprovalState
 from controlplane.budget_status import BudgetStatus
 from controlplane.diff import Change
-from controlplane.leases import Lease, LeaseClose, LeaseGrant
+from controlplane.leases import Lease, LeaseGrant
 from controlplane.store import RevisionInfo, SidecarHello, SidecarInfo, SpendRow
 from faregate.convert import RISK_FROM_PB, RISK_TO_PB, snapshot_from_pb, snapshot_to_pb
 from faregate.model import RiskLevel, Snapshot
@@ -166,16 +166,6 @@ def approval_to_pb(approval: Approval) -> admin_pb2.Approval:
         sidecar_id=approval.sidecar_id,
         requested_at_unix_ms=approval.requested_at_ms,
         service=approval.service,
-    )
-
-
-def lease_close_from_pb(message: control_pb2.LeaseClose) -> LeaseClose:
-    return LeaseClose(
-        lease_id=message.lease_id,
-        budget=message.budget,
-        spent_nanos=message.spent_nanos,
-        forfeit=message.forfeit,
-        reason=message.reason,
     )
 
 

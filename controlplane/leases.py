@@ -93,17 +93,6 @@ class LeaseGrant:
 
 
 @dataclass(frozen=True, slots=True)
-class LeaseClose:
-    """The final account of a lease, from a sidecar's usage journal."""
-
-    lease_id: str
-    budget: str
-    spent_nanos: int
-    forfeit: bool
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class BudgetTotals:
     """One budget period as the store has it (all zero for a period never touched)."""
 

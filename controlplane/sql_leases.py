@@ -29,13 +29,12 @@ from controlplane.leases import (
     BudgetTotals,
     Lease,
     LeaseAsk,
-    LeaseClose,
     LeaseGrant,
     LeaseState,
     lease_id,
 )
 from controlplane.sql_schema import budget_periods, dialect_insert, leases
-from faregate.model import UsageRecord
+from faregate.model import LeaseClose, UsageRecord
 
 log = logging.getLogger(__name__)
 

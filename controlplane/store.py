@@ -17,8 +17,8 @@ from enum import StrEnum
 from typing import Protocol
 
 from controlplane.approvals import Approval, Verdict
-from controlplane.leases import BudgetTotals, Lease, LeaseAsk, LeaseClose, LeaseGrant
-from faregate.model import Snapshot, UsageRecord
+from controlplane.leases import BudgetTotals, Lease, LeaseAsk, LeaseGrant
+from faregate.model import LeaseClose, Snapshot, UsageRecord
 
 
 class SpendGroup(StrEnum):

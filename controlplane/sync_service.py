@@ -45,7 +45,6 @@ from controlplane.convert import (
     approval_from_pb,
     decision_to_pb,
     hello_from_pb,
-    lease_close_from_pb,
     lease_grant_to_pb,
 )
 from controlplane.leases import (
@@ -58,7 +57,7 @@ from controlplane.leases import (
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.snapshot_source import SnapshotSource
 from controlplane.store import Store, UsageBatch
-from faregate.convert import snapshot_to_pb, usage_from_pb
+from faregate.convert import lease_close_from_pb, snapshot_to_pb, usage_from_pb
 from faregate.model import Budget, Snapshot
 from faregate.v1 import control_pb2, control_pb2_grpc, types_pb2
 

@@ -26,6 +26,7 @@ from faregate.convert import (
     RISK_TO_PB,
     SENSITIVITY_FROM_PB,
     SnapshotDecodeError,
+    lease_close_to_pb,
     snapshot_from_pb,
     snapshot_to_pb,
     usage_from_pb,
@@ -33,6 +34,7 @@ from faregate.convert import (
 )
 from faregate.model import (
     Complexity,
+    LeaseClose,
     Outcome,
     Priority,
     RiskLevel,
@@ -43,7 +45,7 @@ from faregate.model import (
 from faregate.v1 import control_pb2, router_pb2, types_pb2
 from sidecar.approvals import ApprovalRequest, ApprovalState, ApprovalVerdict
 from sidecar.engine import Decision, RequestError, RouteRequest
-from sidecar.leases import Grant, LeaseAsk, LeaseClose
+from sidecar.leases import Grant, LeaseAsk
 from sidecar.usage import ReportResult, UsageBatch, UsageReport
 
 E = TypeVar("E", bound=Enum)
@@ -145,16 +147,6 @@ def usage_batch_to_pb(batch: UsageBatch) -> control_pb2.UsageBatch:
         seq=batch.seq,
         records=[usage_to_pb(record) for record in batch.records],
         lease_closes=[lease_close_to_pb(close) for close in batch.lease_closes],
-    )
-
-
-def lease_close_to_pb(close: LeaseClose) -> control_pb2.LeaseClose:
-    return control_pb2.LeaseClose(
-        lease_id=close.lease_id,
-        budget=close.budget,
-        spent_nanos=close.spent_nanos,
-        forfeit=close.forfeit,
-        reason=close.reason,
     )
 
 

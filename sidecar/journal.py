@@ -53,14 +53,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faregate.model import UsageRecord
+from faregate.model import LeaseClose, UsageRecord
 from sidecar.convert import (
     decode_lease_close,
     decode_usage_record,
     encode_lease_close,
     encode_usage_record,
 )
-from sidecar.leases import LeaseClose
 from sidecar.usage import MAX_BATCH_RECORDS, UsageBatch
 
 log = logging.getLogger(__name__)

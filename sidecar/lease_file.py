@@ -20,7 +20,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from sidecar.leases import LeaseClose, LeaseView
+from faregate.model import LeaseClose
+from sidecar.leases import LeaseView
 from sidecar.state_dir import write_atomic
 
 log = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from faregate.budget_rules import OFFLINE_LEASE_PREFIX
-from faregate.model import Budget, BudgetCharge, Snapshot
+from faregate.model import Budget, BudgetCharge, LeaseClose, Snapshot
 from faregate.periods import period_key, period_window
 from sidecar.budget_scope import covers, threshold_nanos
 from sidecar.decision import Candidate, RouteRequest
@@ -111,15 +111,6 @@ class LeaseAsk:
     current_lease_id: str
     demand_nanos_per_s: int
     period_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseClose:
-    lease_id: str
-    budget: str
-    spent_nanos: int
-    forfeit: bool = False
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

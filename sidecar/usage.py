@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from faregate.model import Action, BudgetCharge, Outcome, Price, Snapshot, UsageRecord
+from faregate.model import Action, BudgetCharge, LeaseClose, Outcome, Price, Snapshot, UsageRecord
 from faregate.pricing import MAX_TOKENS, cost_nanos
 from sidecar.clock import Clock
 from sidecar.engine import Decision, RequestError, RouteRequest, no_labels
-from sidecar.leases import Hold, LeaseBook, LeaseClose
+from sidecar.leases import Hold, LeaseBook
 from sidecar.snapshot_store import SnapshotSource
 
 log = logging.getLogger(__name__)

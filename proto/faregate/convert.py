@@ -16,6 +16,7 @@ from faregate.model import (
     BudgetCharge,
     Capability,
     Complexity,
+    LeaseClose,
     Locality,
     Model,
     Outcome,
@@ -30,6 +31,7 @@ from faregate.model import (
     Tenant,
     UsageRecord,
 )
+from faregate.v1 import control_pb2
 from faregate.v1 import types_pb2 as pb
 
 E = TypeVar("E")
@@ -375,4 +377,24 @@ def usage_from_pb(message: pb.UsageRecord) -> UsageRecord:
             )
             for c in message.charges
         ),
+    )
+
+
+def lease_close_to_pb(close: LeaseClose) -> control_pb2.LeaseClose:
+    return control_pb2.LeaseClose(
+        lease_id=close.lease_id,
+        budget=close.budget,
+        spent_nanos=close.spent_nanos,
+        forfeit=close.forfeit,
+        reason=close.reason,
+    )
+
+
+def lease_close_from_pb(message: control_pb2.LeaseClose) -> LeaseClose:
+    return LeaseClose(
+        lease_id=message.lease_id,
+        budget=message.budget,
+        spent_nanos=message.spent_nanos,
+        forfeit=message.forfeit,
+        reason=message.reason,
     )

@@ -191,6 +191,19 @@ class BudgetCharge:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseClose:
+    """The final account of a lease, shipped in a sidecar's usage journal after every
+    record charged through it. `forfeit`: the remainder is not returned (the sidecar
+    cannot account for calls in flight when it crashed)."""
+
+    lease_id: str
+    budget: str
+    spent_nanos: int
+    forfeit: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRecord:
     """One settled call, as journaled by a sidecar and stored once in the ledger."""
 

@@ -40,10 +40,10 @@ from typing import Any
 
 from controlplane.allocation import Ask, BudgetState, Holding, allocate
 from controlplane.leases import LeaseState, expiry_cutoff, lease_id
-from faregate.model import Budget, BudgetCharge
+from faregate.model import Budget, BudgetCharge, LeaseClose
 from faregate.periods import period_key
 from sidecar.lease_file import forfeits
-from sidecar.leases import OFFLINE_PREFIX, Grant, LeaseAsk, LeaseBook, LeaseClose
+from sidecar.leases import OFFLINE_PREFIX, Grant, LeaseAsk, LeaseBook
 
 USD = 1_000_000_000
 START_MS = int(datetime(2026, 12, 10, tzinfo=UTC).timestamp() * 1000)  # mid-month: no rollover

@@ -12,12 +12,12 @@ from prometheus_client import CollectorRegistry
 
 from controlplane.admin_service import AdminService
 from controlplane.clock import FixedClock
-from controlplane.leases import BudgetTotals, LeaseAsk, LeaseClose, LeaseGrant, LeaseState
+from controlplane.leases import BudgetTotals, LeaseAsk, LeaseGrant, LeaseState
 from controlplane.metrics import ControlPlaneMetrics
 from controlplane.migrate import upgrade
 from controlplane.sql_store import SqlStore
 from controlplane.store import UsageBatch
-from faregate.model import Action, Budget, BudgetCharge, Outcome, Snapshot, UsageRecord
+from faregate.model import Action, Budget, BudgetCharge, LeaseClose, Outcome, Snapshot, UsageRecord
 from faregate.v1 import admin_pb2
 from tests.unit.controlplane.fake_grpc import FakeContext
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from faregate.model import BudgetCharge
+from faregate.model import BudgetCharge, LeaseClose
 from sidecar import journal as journal_module
 from sidecar.convert import decode_usage_record
 from sidecar.journal import JOURNAL_DIR, JournalUnavailable, UsageJournal
 from sidecar.lease_file import LeaseFile, forfeits
-from sidecar.leases import LeaseClose, LeaseView
+from sidecar.leases import LeaseView
 from tests.unit.sidecar.catalog import record
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from faregate.model import Budget, Outcome, UsageRecord
+from faregate.model import Budget, LeaseClose, Outcome, UsageRecord
 from faregate.periods import period_key
 from sidecar.context import Runtime
 from sidecar.decider import Decider
 from sidecar.engine import RouteRequest
-from sidecar.leases import Grant, LeaseBook, LeaseClose
+from sidecar.leases import Grant, LeaseBook
 from sidecar.usage import LATE_REPORT, DecisionRegistry, UsageRecorder, UsageReport
 from tests.unit.sidecar.catalog import FakeClock, make_snapshot
 

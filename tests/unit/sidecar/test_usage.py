@@ -10,7 +10,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
-from faregate.model import Action, Budget, Outcome, UsageRecord
+from faregate.model import Action, Budget, LeaseClose, Outcome, UsageRecord
 from faregate.periods import period_key
 from faregate.v1 import router_pb2
 from sidecar.context import Runtime
@@ -18,7 +18,7 @@ from sidecar.decider import Decider
 from sidecar.engine import Decision, RequestError, RouteRequest, decide
 from sidecar.group_commit import GroupCommit
 from sidecar.journal import UsageJournal
-from sidecar.leases import Grant, LeaseBook, LeaseClose
+from sidecar.leases import Grant, LeaseBook
 from sidecar.metrics import SidecarMetrics
 from sidecar.router_service import RouterService
 from sidecar.usage import MAX_TOKENS, DecisionRegistry, UsageRecorder, UsageReport, UsageSink
