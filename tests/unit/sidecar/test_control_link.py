@@ -266,8 +266,10 @@ def test_approval_decisions_reach_the_book(tmp_path: Path) -> None:
             max_uses=3,
             decided_by="alice",
         )
-        call.push(approval=decision)
+        # The unknown state first: messages are handled in order, so once ap-9 is in
+        # the book, ap-x has been handled too.
         call.push(approval=control_pb2.ApprovalDecision(approval_id="ap-x", state=42))
+        call.push(approval=decision)
         call.push(heartbeat=control_pb2.Heartbeat())
         for _ in range(100):
             if len(h.approvals):
