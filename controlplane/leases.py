@@ -23,11 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from faregate.budget_rules import OFFLINE_LEASE_PREFIX, soft_threshold_nanos
+from faregate.budget_rules import soft_threshold_nanos
 from faregate.model import Budget, UsageRecord
 from faregate.periods import period_key, period_window
 
-OFFLINE_PREFIX = OFFLINE_LEASE_PREFIX  # a charge spent under an offline allowance
 DEFAULT_TTL_MS = 30_000
 DEFAULT_EXPIRY_MARGIN_MS = 10 * 60_000
 

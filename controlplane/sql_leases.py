@@ -25,7 +25,6 @@ import sqlalchemy as sa
 
 from controlplane.allocation import Ask, BudgetState, Holding, allocate
 from controlplane.leases import (
-    OFFLINE_PREFIX,
     BudgetTotals,
     Lease,
     LeaseAsk,
@@ -34,6 +33,7 @@ from controlplane.leases import (
     lease_id,
 )
 from controlplane.sql_schema import budget_periods, dialect_insert, leases
+from faregate.budget_rules import is_offline_lease
 from faregate.model import LeaseClose, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -169,9 +169,7 @@ def charge_and_close(
 ) -> ChargeResult:
     """Charge `records` (newly in the ledger) to their leases and budget periods, then
     apply `closes`, in the caller's transaction."""
-    ids = {
-        c.lease_id for r in records for c in r.charges if not c.lease_id.startswith(OFFLINE_PREFIX)
-    }
+    ids = {c.lease_id for r in records for c in r.charges if not is_offline_lease(c.lease_id)}
     ids.update(close.lease_id for close in closes)
     if not ids and not any(r.charges for r in records):
         return ChargeResult()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from faregate.budget_rules import soft_threshold_nanos
 from faregate.model import Budget
 from faregate.pricing import cost_nanos
 from sidecar.decision import Candidate
@@ -50,9 +49,6 @@ def covers(
         and (not budget.tier or budget.tier == tier)
         and all(labels.get(k) == v for k, v in budget.labels.items())
     )
-
-
-threshold_nanos = soft_threshold_nanos  # shared with the control plane: same rounding
 
 
 def estimated_cost_nanos(candidate: Candidate, input_tokens: int) -> int:

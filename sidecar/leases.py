@@ -39,16 +39,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from faregate.budget_rules import OFFLINE_LEASE_PREFIX
+from faregate.budget_rules import OFFLINE_LEASE_PREFIX, soft_threshold_nanos
 from faregate.model import Budget, BudgetCharge, LeaseClose, Snapshot
 from faregate.periods import period_key, period_window
-from sidecar.budget_scope import covers, threshold_nanos
+from sidecar.budget_scope import covers
 from sidecar.decision import Candidate, RouteRequest
 from sidecar.pressure import Pressure
 
 log = logging.getLogger(__name__)
 
-OFFLINE_PREFIX = OFFLINE_LEASE_PREFIX
 ALLOWANCE = "allowance"
 # An unanswered request is asked again after this long (the stream may have dropped it).
 REQUEST_RETRY_MS = 2_000
@@ -180,7 +179,7 @@ def skew_margin_ms(ttl_ms: int) -> int:
 
 class LeaseBook:
     def __init__(self, incarnation: str) -> None:
-        self.offline_lease_id = OFFLINE_PREFIX + incarnation
+        self.offline_lease_id = OFFLINE_LEASE_PREFIX + incarnation
         self._accounts: dict[str, _Account] = {}
         self._by_id: dict[str, _Lease] = {}
         self._closes: list[LeaseClose] = []
@@ -300,7 +299,7 @@ class LeaseBook:
             return ""
         # Committed when the grant was made, plus what this sidecar settled since.
         estimate = lease.committed_at_grant + lease.spent - lease.spent_at_grant
-        if estimate >= threshold_nanos(budget):
+        if estimate >= soft_threshold_nanos(budget):
             share = min(budget.soft_thresholds)
             return f"budget {budget.name}: about {estimate} nanos committed, past {share:.0%}"
         return ""

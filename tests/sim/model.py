@@ -40,10 +40,11 @@ from typing import Any
 
 from controlplane.allocation import Ask, BudgetState, Holding, allocate
 from controlplane.leases import LeaseState, expiry_cutoff, lease_id
+from faregate.budget_rules import is_offline_lease
 from faregate.model import Budget, BudgetCharge, LeaseClose
 from faregate.periods import period_key
 from sidecar.lease_file import forfeits
-from sidecar.leases import OFFLINE_PREFIX, Grant, LeaseAsk, LeaseBook
+from sidecar.leases import Grant, LeaseAsk, LeaseBook
 
 USD = 1_000_000_000
 START_MS = int(datetime(2026, 12, 10, tzinfo=UTC).timestamp() * 1000)  # mid-month: no rollover
@@ -148,7 +149,7 @@ class ControlPlane:
 
     def _charge(self, charge: BudgetCharge, cost: int) -> None:
         lease = self.leases.get(charge.lease_id)
-        if charge.lease_id.startswith(OFFLINE_PREFIX) or lease is None:
+        if is_offline_lease(charge.lease_id) or lease is None:
             self.committed += cost  # an offline allowance: committed, no lease
             self.excess_applied += cost
             return
@@ -306,7 +307,7 @@ class Sidecar:
         sim.admitted += 1
         sim.spent += actual  # the model is called: the money is gone, reported or not
         sim.excess += max(0, actual - reserved)
-        if holds[0].lease_id.startswith(OFFLINE_PREFIX):
+        if is_offline_lease(holds[0].lease_id):
             sim.offline_spent += actual
         self.in_flight[sim.admitted] = (holds, reserved, actual)
         sim.after(sim.rng.uniform(300, 4_000), self.complete, sim.admitted)

@@ -19,7 +19,6 @@ from controlplane.approvals import (
     worth_replaying,
 )
 from controlplane.leases import (
-    OFFLINE_PREFIX,
     BudgetTotals,
     Lease,
     LeaseAsk,
@@ -37,6 +36,7 @@ from controlplane.store import (
     SpendRow,
     UsageBatch,
 )
+from faregate.budget_rules import is_offline_lease
 from faregate.model import Snapshot, UsageRecord
 
 
@@ -145,7 +145,7 @@ class MemoryStore:
         for record in fresh.values():
             for charge in record.charges:
                 lease = self.leases.get(charge.lease_id)
-                if lease is None or charge.lease_id.startswith(OFFLINE_PREFIX):
+                if lease is None or is_offline_lease(charge.lease_id):
                     period = self._period(charge.budget, charge.period_key)
                     period[0] += record.cost_nanos
                     continue

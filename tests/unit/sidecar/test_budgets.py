@@ -6,7 +6,6 @@ import dataclasses
 
 from faregate.model import Action, Budget, Capability, RoutingPolicy
 from faregate.periods import period_key
-from sidecar.budget_scope import threshold_nanos
 from sidecar.context import Runtime
 from sidecar.decision import Decision, RouteRequest
 from sidecar.engine import decide
@@ -153,8 +152,3 @@ def test_requests_outside_every_budget_scope_reserve_nothing() -> None:
     h = Harness(OPS)
     decision = h.route(dataclasses.replace(REQUEST, team="risk"))
     assert decision.action is Action.ALLOW and decision.reservation == ()
-
-
-def test_threshold_is_exact_in_nanos() -> None:
-    assert threshold_nanos(Budget("b", 1_000_000_001, soft_thresholds=(0.8,))) == 800_000_001
-    assert threshold_nanos(Budget("b", 10)) == 10  # no soft threshold: the limit

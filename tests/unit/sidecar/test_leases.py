@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from faregate.budget_rules import OFFLINE_LEASE_PREFIX
 from faregate.model import Budget
 from faregate.periods import period_key
 from sidecar.leases import (
-    OFFLINE_PREFIX,
     REQUEST_RETRY_MS,
     Grant,
     LeaseBook,
@@ -108,7 +108,7 @@ def test_allowance_is_bounded_by_amount_and_duration() -> None:
     book = book_with((ALLOWANCE, 1_000))
     lapse = MONO + 30_000 - skew_margin_ms(30_000)
     first = book.reserve([(ALLOWANCE, 200)], lapse, NOW)
-    assert first is not None and first[0].lease_id == OFFLINE_PREFIX + "inc-1"
+    assert first is not None and first[0].lease_id == OFFLINE_LEASE_PREFIX + "inc-1"
     assert book.check(ALLOWANCE, 101, lapse, NOW).verdict is Verdict.SHORT
     book.settle(first, 250, lapse + 1)  # spent, even past what was reserved
     assert book.check(ALLOWANCE, 51, lapse + 1, NOW).verdict is Verdict.SHORT
